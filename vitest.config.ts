@@ -1,0 +1,31 @@
+import { defineConfig } from 'vitest/config';
+
+// Three suites: unit (pure, fast), integration (real dockerd, registry, filesystems,
+// nginx, postgres) and e2e (QEMU boots). Integration and e2e touch shared system
+// resources (dockerd, the build cache, ports), so their files run one at a time.
+export default defineConfig({
+  test: {
+    // One file at a time everywhere: integration and e2e files share dockerd, ports
+    // and the build cache, and unit files are fast enough serially.
+    fileParallelism: false,
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 30 * 60_000,
+          hookTimeout: 40 * 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 30 * 60_000,
+          hookTimeout: 40 * 60_000,
+        },
+      },
+    ],
+  },
+});
