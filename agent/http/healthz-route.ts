@@ -1,0 +1,30 @@
+import { readFile, statfs } from 'node:fs/promises';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ProvisioningState } from '../provisioning/journal.ts';
+
+export interface HealthzDeps {
+  version: string;
+  dataDir: string;
+  provisioning: () => ProvisioningState;
+  bootIdPath?: string;
+}
+
+/** `GET /healthz`: liveness plus what a person or the fleet needs to know at a glance. */
+export const healthzRoute: FastifyPluginAsync<HealthzDeps> = async (app, deps) => {
+  const bootId = await readFile(deps.bootIdPath ?? '/proc/sys/kernel/random/boot_id', 'utf8').then((s) => s.trim(), () => 'unknown');
+  app.get('/healthz', async () => {
+    const provisioning = deps.provisioning();
+    const data = await statfs(deps.dataDir).then(
+      (s) => ({ sizeBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize }),
+      () => undefined,
+    );
+    return {
+      status: provisioning.state === 'failed' ? 'degraded' : 'ok',
+      version: deps.version,
+      bootId,
+      uptimeSeconds: Math.round(process.uptime()),
+      provisioning,
+      data,
+    };
+  });
+};

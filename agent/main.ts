@@ -1,0 +1,30 @@
+import { createAgent } from './agent.ts';
+import { loadAgentConfig } from './config.ts';
+import { createAgentLogger } from './log.ts';
+import { notifySystemd } from './systemd-notify.ts';
+
+/** memu-agent: one process under systemd (memu-agent.service). */
+const log = createAgentLogger();
+const config = loadAgentConfig();
+const agent = createAgent(config, log);
+
+let stopping = false;
+const shutdown = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'stopping');
+  await notifySystemd('STOPPING=1');
+  await agent.stop();
+  process.exit(0);
+};
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+
+try {
+  await agent.start();
+  log.info({ version: config.version, ...agent.http.address() }, 'memu-agent started');
+  await notifySystemd('READY=1', 'serving');
+} catch (err) {
+  log.fatal({ err }, 'memu-agent failed to start');
+  process.exit(1);
+}

@@ -1,0 +1,83 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config.ts';
+import type { AgentModule } from '../module.ts';
+import { loadDiskLayout, layoutPartition } from '../storage/layout.ts';
+import { mountedDevice } from '../storage/mounts.ts';
+import { growDataFilesystem, growDataPartition, readDataPartition } from '../storage/grow-data.ts';
+import { ProvisioningJournal, type ProvisioningState, type ProvisioningStep } from './journal.ts';
+
+export interface ProvisioningModule extends AgentModule {
+  status(): ProvisioningState;
+  /** Resolves when the current provisioning run has finished (done or failed). */
+  settled(): Promise<ProvisioningState>;
+}
+
+/**
+ * First-boot provisioning. The journal lives on the data partition, which systemd mounts
+ * before the agent starts; without that mount nothing is provisioned and the reason is
+ * reported (a device must never write its state onto a root slot).
+ */
+export function createProvisioningModule(config: AgentConfig, log: Logger): ProvisioningModule {
+  let status: ProvisioningState = { state: 'pending', completed: [] };
+  let running: Promise<ProvisioningState> = Promise.resolve(status);
+  const paths = { sysBlockDir: config.sysBlockDir, devDir: config.devDir };
+
+  const provision = async (): Promise<ProvisioningState> => {
+    let steps: ProvisioningStep[];
+    try {
+      const layout = await loadDiskLayout(config.layoutPath);
+      const data = layoutPartition(layout, 'data');
+      const geometry = await readDataPartition(data, paths);
+      const mounted = await mountedDevice(config.dataDir);
+      if (mounted !== geometry.device) {
+        throw new Error(`the data partition ${geometry.device} is not mounted at ${config.dataDir} (found ${mounted ?? 'nothing'}); check var-lib-memu.mount and /etc/fstab`);
+      }
+      steps = [
+        { name: 'grow-data-partition', run: (l) => growDataPartition(data, paths, l) },
+        { name: 'grow-data-filesystem', run: (l) => growDataFilesystem(data, paths, config.dataDir, l) },
+      ];
+    } catch (err) {
+      log.error({ err }, 'cannot provision');
+      return { state: 'failed', step: 'prepare', error: (err as Error).message, completed: [] };
+    }
+    const journal = new ProvisioningJournal(join(config.dataDir, 'agent', 'provisioning.json'), steps, log);
+    const poll = setInterval(() => (status = journal.current()), 200);
+    try {
+      return await journal.run();
+    } finally {
+      clearInterval(poll);
+    }
+  };
+
+  // A failed run is retried with growing pauses (30 s doubling to 10 min): most failures
+  // on a fresh device are transient (a slow disk, udev still settling).
+  let retryTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const runWithRetry = (attempt: number): void => {
+    status = { state: 'running', step: 'prepare', completed: [] };
+    running = provision().then((s) => {
+      status = s;
+      if (s.state === 'failed' && !stopped) {
+        const delayMs = Math.min(30_000 * 2 ** attempt, 600_000);
+        log.warn({ step: s.step, retryInSeconds: delayMs / 1000 }, 'provisioning failed; will retry');
+        retryTimer = setTimeout(() => runWithRetry(attempt + 1), delayMs);
+      }
+      return s;
+    });
+  };
+
+  return {
+    name: 'provisioning',
+    async start() {
+      runWithRetry(0);
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(retryTimer);
+      await running;
+    },
+    status: () => status,
+    settled: () => running,
+  };
+}

@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import type { StackValuesInput } from '../../config-templates/stack-values.ts';
+
+/**
+ * Everything the first-boot steps touch, as data: on the device these are the real
+ * paths and effects; tests point them into a temporary directory and run unprivileged
+ * with respect to the host (nothing outside `rootDir` and `dataDir` is written).
+ */
+export interface FirstBootContext {
+  /** Mount point of the ext4 data partition (`/var/lib/memu`). */
+  dataDir: string;
+  /** `/` on the device; a temp dir in tests. /etc/hostname, /etc/localtime, /root/.ssh … are written under it. */
+  rootDir: string;
+  /**
+   * Block device (or image, or mounted directory) holding the FAT with memu-preseed.json:
+   * the layout's first vfat partition. Undefined when the layout has none (wizard mode).
+   */
+  fatDevice: string | undefined;
+  /** tailscaled's LocalAPI socket (`/var/run/tailscale/tailscaled.sock`). */
+  tailscaleSocket: string;
+  /** Default: writes rootDir/etc/hostname. On the device pass one that also runs `hostnamectl set-hostname`. */
+  applyHostname?: (name: string) => Promise<void>;
+  /** Default: rootDir/etc/localtime symlink + rootDir/etc/timezone. On the device `timedatectl set-timezone` also works. */
+  applyTimezone?: (zone: string) => Promise<void>;
+  /** Called after the Wi-Fi files changed (device: `systemctl restart wpa_supplicant@IF` + `networkctl reload`). Default: nothing. */
+  reloadNetwork?: (wifiInterface: string) => Promise<void>;
+  /** The wireless interface; default: the first /sys/class/net/X with a `wireless` entry, else `wlan0`. */
+  wifiInterface?: string;
+  /** Where to look for wireless interfaces; default `/sys/class/net`. */
+  sysClassNetDir?: string;
+  /** Stack value overrides (ports, front door, postgres sizing); device name/hostname/timezone/paths/secrets are filled in. */
+  stackValues?: Partial<Omit<StackValuesInput, 'device' | 'secrets'>>;
+  /** compose/ (templates); default: renderStackConfig's own default ($MEMU_COMPOSE_DIR or the repo's). */
+  composeDir?: string;
+  /** Tailscale join tuning; control URL defaults to Tailscale's (set it for Headscale). */
+  tailscale?: { controlUrl?: string; socketWaitMs?: number; joinTimeoutMs?: number; pollIntervalMs?: number };
+  /**
+   * Steps the lead inserts between render-stack-config and tailscale-join
+   * (register-preloaded-images, bring-stack-up): tailscaled runs in the stack
+   * (compose service memu_tailscale), so its socket exists only once the stack is up.
+   */
+  stackSteps?: readonly import('../journal.ts').ProvisioningStep[];
+  /**
+   * Test hook: called at named points inside steps (`<step>:begin`, `<step>:done`,
+   * `device-secrets:after-tmp-write` …) so a crash test can kill the process exactly
+   * there. Production leaves it undefined.
+   */
+  faultInjection?: (point: string) => void | Promise<void>;
+}
+
+/** Where first-boot state lives on the data partition (never on a root slot). */
+export function firstBootPaths(dataDir: string) {
+  const agentDir = join(dataDir, 'agent');
+  return {
+    agentDir,
+    journal: join(agentDir, 'provisioning.json'),
+    /** The ext4 copy of the preseed (or the wizard record): the source of truth after step 1. */
+    preseedRecord: join(agentDir, 'preseed.json'),
+    /** One small JSON per step: what it applied and any warnings (no secret values). */
+    outcomesDir: join(agentDir, 'first-boot'),
+    secretsDir: join(dataDir, 'secrets'),
+    settingsDir: join(dataDir, 'device-settings'),
+    configDir: join(dataDir, 'config'),
+  };
+}
+
+export async function fault(ctx: FirstBootContext, point: string): Promise<void> {
+  if (ctx.faultInjection) await ctx.faultInjection(point);
+}

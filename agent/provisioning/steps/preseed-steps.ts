@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import { PRESEED_FILE_NAME, presentPreseedFields } from '../../contracts/preseed.ts';
+import { readPreseed, scrubPreseedSecrets } from '../preseed-source.ts';
+import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
+import { removeStaleTemporaryFiles } from './durable-files.ts';
+import { PRESEED_RECORD_FORMAT, readPreseedRecord, writePreseedRecord, writeStepOutcome, type PreseedRecord } from './preseed-record.ts';
+
+/**
+ * Step 1: copy the validated preseed (secrets included) to the ext4 data partition, or
+ * record wizard mode with the reason. Once a record exists it is never re-read from the
+ * FAT: the FAT copy may already be scrubbed, and the ext4 copy is the source of truth.
+ */
+export async function readPreseedStep(ctx: FirstBootContext, log: Logger): Promise<void> {
+  const paths = firstBootPaths(ctx.dataDir);
+  await removeStaleTemporaryFiles(paths.agentDir);
+  const existing = await readPreseedRecord(ctx.dataDir);
+  if (existing) {
+    log.info({ mode: existing.mode }, 'first-boot settings already stored on the data partition');
+    await recordOutcome(ctx, existing);
+    return;
+  }
+  let record: PreseedRecord;
+  if (!ctx.fatDevice) {
+    record = wizard('the disk layout names no FAT partition, so there is no preseed file to read', []);
+  } else {
+    const result = await readPreseed({ device: ctx.fatDevice, log });
+    switch (result.state) {
+      case 'valid':
+        record = { format: PRESEED_RECORD_FORMAT, mode: 'preseed', source: ctx.fatDevice, settings: result.settings };
+        break;
+      case 'absent':
+        record = wizard(`no ${PRESEED_FILE_NAME} on the FAT partition`, []);
+        break;
+      case 'invalid':
+        // The problems name fields and rules, never values (agent/contracts/preseed.ts).
+        record = wizard(`${PRESEED_FILE_NAME} is invalid and was ignored as a whole: ${result.problems.join('; ')}`, result.problems);
+        break;
+      case 'unreadable':
+        record = wizard(`the FAT partition could not be read: ${result.reason}`, []);
+        break;
+    }
+  }
+  await fault(ctx, 'read-preseed:before-record');
+  await writePreseedRecord(ctx.dataDir, record);
+  if (record.mode === 'wizard') log.warn({ reason: record.reason }, 'no usable first-boot settings: the setup wizard will ask for them');
+  else log.info({ fields: presentPreseedFields(record.settings) }, 'first-boot settings stored on the data partition');
+  await recordOutcome(ctx, record);
+}
+
+function wizard(reason: string, problems: string[]): PreseedRecord {
+  return { format: PRESEED_RECORD_FORMAT, mode: 'wizard', reason, problems };
+}
+
+async function recordOutcome(ctx: FirstBootContext, record: PreseedRecord): Promise<void> {
+  await writeStepOutcome(ctx.dataDir, {
+    step: 'read-preseed',
+    fields: record.mode === 'preseed' ? presentPreseedFields(record.settings) : [],
+    warnings: record.mode === 'wizard' ? [record.reason] : [],
+  });
+}
+
+/**
+ * Step 2: remove the secrets from the FAT copy. Runs only after step 1 is recorded in
+ * the journal, i.e. after the secrets are durably on ext4. Also scrubs an invalid but
+ * parseable file (it may hold a good passphrase): the wizard asks for those again.
+ * A failed write is retried (the journal step fails); a file that cannot be parsed is
+ * left alone with a warning (there is nothing we can find in it).
+ */
+export async function scrubPreseedStep(ctx: FirstBootContext, log: Logger): Promise<void> {
+  if (!ctx.fatDevice) {
+    await writeStepOutcome(ctx.dataDir, { step: 'scrub-preseed', fields: [], warnings: [], result: 'no-fat-partition' });
+    return;
+  }
+  const result = await scrubPreseedSecrets({ device: ctx.fatDevice, log });
+  if (result.state === 'failed') throw new Error(`scrubbing the preseed secrets from the FAT partition failed: ${result.reason}`);
+  const warnings = result.state === 'unreadable' ? [`preseed secrets not scrubbed: ${result.reason}`] : [];
+  await writeStepOutcome(ctx.dataDir, {
+    step: 'scrub-preseed',
+    fields: result.state === 'scrubbed' ? result.removed : [],
+    warnings,
+    result: result.state,
+  });
+}

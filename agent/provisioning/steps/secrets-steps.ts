@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { chown, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { renderStackConfig, SYNAPSE_USER } from '../../config-templates/render-stack.ts';
+import { generateStackSecrets, generateSynapseSigningKey } from '../../config-templates/stack-secrets.ts';
+import { stackSecretsSchema, type StackSecrets, type StackValuesInput } from '../../config-templates/stack-values.ts';
+import { normalizeClaimCode } from '../../contracts/preseed.ts';
+import { readStoredSettings } from '../../device-settings/device-settings.ts';
+import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
+import { createFileOnce, readTextIfPresent, removeStaleTemporaryFiles } from './durable-files.ts';
+import { preseedSettings, writeStepOutcome } from './preseed-record.ts';
+
+/**
+ * Per-device secrets, generated once on the device and kept in `<dataDir>/secrets/`
+ * (directory 0700, files 0600). Each file is created with createFileOnce (temporary
+ * file, fsync, link without overwrite), so a crash anywhere never regenerates a secret
+ * that was already written, and never leaves a half-written one under its name.
+ */
+export const DEVICE_SECRET_FILES = {
+  /** Database, Redis and Synapse secrets of the stack (generateStackSecrets()). */
+  stack: 'stack-secrets.json',
+  /** Synapse's server signing key; copied once to <dataDir>/synapse/keys/signing.key. */
+  synapseSigningKey: 'synapse-signing.key',
+  /** The agent's own session/API signing key. */
+  agentApiKey: 'agent-api-key',
+  /** The claim code the setup wizard asks for (from the preseed, else generated; printed on the label by factory QA). */
+  claimCode: 'claim-code',
+} as const;
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** 80 random bits as 4 groups of 4 Crockford base32 symbols (agent/contracts/preseed.ts's claim code format). */
+export function generateClaimCode(): string {
+  const bytes = randomBytes(10);
+  let bits = 0n;
+  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
+  let symbols = '';
+  for (let i = 15; i >= 0; i--) symbols += CROCKFORD[Number((bits >> BigInt(i * 5)) & 31n)];
+  return symbols.match(/.{4}/g)!.join('-');
+}
+
+export interface DeviceSecrets {
+  stack: StackSecrets;
+  synapseSigningKey: string;
+  agentApiKey: string;
+  claimCode: string;
+}
+
+/** Reads the stored secrets; throws naming the file when one is missing or damaged. */
+export async function readDeviceSecrets(dataDir: string): Promise<DeviceSecrets> {
+  const dir = firstBootPaths(dataDir).secretsDir;
+  const read = async (name: string) => {
+    const text = await readTextIfPresent(join(dir, name));
+    if (text === undefined) throw new Error(`${join(dir, name)} is missing; the device-secrets provisioning step has not run`);
+    return text;
+  };
+  const stack = stackSecretsSchema.safeParse(JSON.parse(await read(DEVICE_SECRET_FILES.stack)));
+  if (!stack.success) throw new Error(`${join(dir, DEVICE_SECRET_FILES.stack)} is not a valid set of stack secrets`);
+  return {
+    stack: stack.data,
+    synapseSigningKey: await read(DEVICE_SECRET_FILES.synapseSigningKey),
+    agentApiKey: (await read(DEVICE_SECRET_FILES.agentApiKey)).trim(),
+    claimCode: (await read(DEVICE_SECRET_FILES.claimCode)).trim(),
+  };
+}
+
+/** Step 6. */
+export async function deviceSecretsStep(ctx: FirstBootContext, log: Logger): Promise<void> {
+  const dir = firstBootPaths(ctx.dataDir).secretsDir;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await removeStaleTemporaryFiles(dir);
+  const preseed = await preseedSettings(ctx.dataDir);
+  const presetClaimCode = preseed.claimCode ? normalizeClaimCode(preseed.claimCode) : undefined;
+  const wanted: [string, () => string][] = [
+    [DEVICE_SECRET_FILES.stack, () => `${JSON.stringify(generateStackSecrets(), null, 2)}\n`],
+    [DEVICE_SECRET_FILES.synapseSigningKey, generateSynapseSigningKey],
+    [DEVICE_SECRET_FILES.agentApiKey, () => `${randomBytes(32).toString('base64url')}\n`],
+    [DEVICE_SECRET_FILES.claimCode, () => `${presetClaimCode ?? generateClaimCode()}\n`],
+  ];
+  const created: string[] = [];
+  for (const [name, generate] of wanted) {
+    const result = await createFileOnce(join(dir, name), generate(), {
+      mode: 0o600,
+      checkpoint: (point) => fault(ctx, `device-secrets:${name}:${point}`),
+    });
+    if (result.created) created.push(name);
+  }
+  log.info({ created, kept: wanted.map(([n]) => n).filter((n) => !created.includes(n)) }, 'per-device secrets ready');
+  await writeStepOutcome(ctx.dataDir, {
+    step: 'device-secrets',
+    fields: presetClaimCode ? ['claimCode'] : [],
+    warnings: [],
+    claimCodeSource: presetClaimCode ? 'preseed' : 'generated',
+  });
+}
+
+/** Step 7: the stack's config files from the stored settings and secrets (agent/config-templates). */
+export async function renderStackConfigStep(ctx: FirstBootContext, log: Logger): Promise<void> {
+  const paths = firstBootPaths(ctx.dataDir);
+  const settings = await readStoredSettings(ctx.dataDir);
+  if (!settings) throw new Error('the device settings are missing; the device-settings provisioning step has not run');
+  const secrets = await readDeviceSecrets(ctx.dataDir);
+  await removeStaleTemporaryFiles(paths.configDir, { recursive: true });
+
+  // Synapse's signing key is the one generated in device-secrets; renderStackConfig only
+  // creates a key when there is none, so placing ours first makes it the server's key.
+  const synapseDir = join(ctx.dataDir, 'synapse');
+  const keysDir = join(synapseDir, 'keys');
+  await ensureOwnedDirectory(synapseDir, 0o750);
+  await ensureOwnedDirectory(keysDir, 0o700);
+  await removeStaleTemporaryFiles(keysDir);
+  await createFileOnce(join(keysDir, 'signing.key'), secrets.synapseSigningKey, { mode: 0o600, owner: SYNAPSE_USER });
+  await fault(ctx, 'render-stack-config:after-signing-key');
+
+  const values: StackValuesInput = {
+    ...ctx.stackValues,
+    device: { name: settings.familyName ?? 'Memu', hostname: settings.hostname, timezone: settings.timezone },
+    paths: { ...ctx.stackValues?.paths, dataDir: ctx.dataDir },
+    secrets: secrets.stack,
+  };
+  const files = await renderStackConfig(values, paths.configDir, ctx.composeDir ? { composeDir: ctx.composeDir } : {});
+  log.info({ files: files.length, changed: files.filter((f) => f.changed).length }, 'stack config rendered');
+  await writeStepOutcome(ctx.dataDir, { step: 'render-stack-config', fields: [], warnings: [] });
+}
+
+async function ensureOwnedDirectory(path: string, mode: number): Promise<void> {
+  await mkdir(path, { recursive: true, mode });
+  // Every time, not only on creation: a crash between mkdir and chown must not stick.
+  if (process.getuid?.() === 0) await chown(path, SYNAPSE_USER.uid, SYNAPSE_USER.gid);
+}

@@ -1,0 +1,16 @@
+import { readFile, realpath } from 'node:fs/promises';
+
+/** The device mounted at `mountPoint` according to /proc/self/mountinfo, if any. */
+export async function mountedDevice(mountPoint: string, mountinfoPath = '/proc/self/mountinfo'): Promise<string | undefined> {
+  const text = await readFile(mountinfoPath, 'utf8');
+  let source: string | undefined;
+  for (const line of text.split('\n')) {
+    // fields: id parent major:minor root mountpoint options ... - fstype source superoptions
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-');
+    if (sep < 0 || fields[4] !== mountPoint) continue;
+    source = fields[sep + 2]; // the last mount on a path wins, as for the kernel
+  }
+  if (!source?.startsWith('/dev/')) return source;
+  return realpath(source).catch(() => source);
+}

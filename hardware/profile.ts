@@ -1,0 +1,148 @@
+import { z } from 'zod';
+
+/**
+ * A hardware profile: everything the build, the flasher, the VM runner and the agent
+ * need to know about one target. Profiles are plain data, validated when loaded, so a
+ * typo in a profile is a clear error before any work starts.
+ */
+
+const MiB = z.number().int().positive();
+
+/** GPT partition type GUIDs (Discoverable Partitions Specification where one fits). */
+export const PartitionType = {
+  esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+  /** Microsoft basic data: what the Pi firmware expects for FAT boot partitions. */
+  fatData: 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7',
+  rootX86_64: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
+  rootArm64: 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE',
+  /** Generic Linux data: deliberately not the DPS /var type, so nothing auto-mounts it. */
+  linuxData: '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
+} as const;
+
+export const partitionRoleSchema = z.enum(['esp', 'bootconfig', 'boot-a', 'boot-b', 'root-a', 'root-b', 'data']);
+export type PartitionRole = z.infer<typeof partitionRoleSchema>;
+
+export const partitionSchema = z
+  .object({
+    role: partitionRoleSchema,
+    /** GPT partition name (PARTLABEL); the device finds its partitions by these. */
+    label: z.string().regex(/^[a-z0-9-]{1,36}$/),
+    filesystem: z.enum(['vfat', 'ext4']),
+    /** Size in MiB as shipped; the data partition grows to fill the drive on first boot. */
+    sizeMiB: MiB,
+    /** Root B and boot B ship empty (holes in the sparse image) until an update fills them. */
+    shipsEmpty: z.boolean().default(false),
+  })
+  .strict();
+export type PartitionSpec = z.infer<typeof partitionSchema>;
+
+const aptSourceSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9-]+$/),
+    uri: z.string().url(),
+    suites: z.array(z.string()).min(1),
+    components: z.array(z.string()).min(1),
+    /** Path of an OpenPGP keyring (relative to the repository root) that signs this archive. */
+    keyring: z.string().optional(),
+  })
+  .strict();
+export type AptSource = z.infer<typeof aptSourceSchema>;
+
+const uefiFirmwareSchema = z
+  .object({
+    kind: z.literal('uefi'),
+    /** Name of the removable-media boot path binary on the ESP (EFI/BOOT/...). */
+    efiBootFile: z.enum(['BOOTX64.EFI', 'BOOTAA64.EFI']),
+    /** systemd-boot binary inside the root filesystem, copied to the ESP. */
+    systemdBootBinary: z.string(),
+    kernelCmdline: z.array(z.string()),
+  })
+  .strict();
+
+const raspberryPiFirmwareSchema = z
+  .object({
+    kind: z.literal('raspberrypi'),
+    /** Lines of config.txt; `kernel=kernel8.img` keeps 4K pages for jemalloc-based images. */
+    configTxt: z.array(z.string()),
+    kernelCmdline: z.array(z.string()),
+    eeprom: z.object({ bootOrder: z.string().regex(/^0x[0-9a-f]+$/), minimumBootloaderDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/) }).strict(),
+  })
+  .strict();
+
+const vmSchema = z
+  .object({
+    qemuBinary: z.string(),
+    machine: z.string(),
+    cpu: z.string(),
+    firmwareCode: z.string(),
+    firmwareVarsTemplate: z.string(),
+    diskInterface: z.enum(['virtio', 'nvme']),
+  })
+  .strict();
+
+const qaThresholdsSchema = z
+  .object({
+    minMemoryMiB: z.number().int().positive(),
+    maxIdleTemperatureC: z.number().positive(),
+    minDiskWriteMBps: z.number().positive(),
+    minDiskReadMBps: z.number().positive(),
+    /** Warm reboots in a row the factory QA run must survive (Pi 5 NVMe lesson). */
+    rebootCycles: z.number().int().nonnegative(),
+  })
+  .strict();
+
+export const profileSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9-]+$/),
+    description: z.string(),
+    arch: z.enum(['amd64', 'arm64']),
+    /** Test targets are for CI and demos, never shipped. */
+    kind: z.enum(['product', 'test']),
+    firmware: z.discriminatedUnion('kind', [uefiFirmwareSchema, raspberryPiFirmwareSchema]),
+    partitions: z.array(partitionSchema).min(2),
+    rootfs: z
+      .object({
+        suite: z.string(),
+        mirror: z.string().url(),
+        /** Archive components; non-free-firmware carries most Wi-Fi/NIC/GPU firmware. */
+        components: z.array(z.string()).min(1),
+        /** Packages this target adds to the common base set (kernel, firmware, bootloader). */
+        packages: z.array(z.string()),
+        extraAptSources: z.array(aptSourceSchema),
+      })
+      .strict(),
+    features: z.object({ npu: z.enum(['none', 'hailo-optional']), wifi: z.boolean() }).strict(),
+    qa: qaThresholdsSchema,
+    vm: vmSchema.optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const roles = p.partitions.map((x) => x.role);
+    const need: PartitionRole[] =
+      p.firmware.kind === 'uefi' ? ['esp', 'root-a', 'root-b', 'data'] : ['bootconfig', 'boot-a', 'boot-b', 'root-a', 'root-b', 'data'];
+    if (roles.join(',') !== need.join(',')) {
+      ctx.addIssue({ code: 'custom', path: ['partitions'], message: `a ${p.firmware.kind} target needs exactly these partitions in this order: ${need.join(', ')} (got ${roles.join(', ')})` });
+    }
+    const labels = new Set(p.partitions.map((x) => x.label));
+    if (labels.size !== p.partitions.length) ctx.addIssue({ code: 'custom', path: ['partitions'], message: 'partition labels must be unique' });
+    if (p.firmware.kind === 'uefi' && (p.arch === 'amd64') !== (p.firmware.efiBootFile === 'BOOTX64.EFI')) {
+      ctx.addIssue({ code: 'custom', path: ['firmware', 'efiBootFile'], message: `${p.firmware.efiBootFile} does not match arch ${p.arch}` });
+    }
+  });
+
+export type HardwareProfile = z.infer<typeof profileSchema>;
+export type ProfileInput = z.input<typeof profileSchema>;
+
+export function platformOf(profile: Pick<HardwareProfile, 'arch'>): 'linux/amd64' | 'linux/arm64' {
+  return profile.arch === 'amd64' ? 'linux/amd64' : 'linux/arm64';
+}
+
+export class ProfileError extends Error {}
+
+/** Validates profile data; the error lists every problem with its path. */
+export function validateProfile(data: unknown, source: string): HardwareProfile {
+  const result = profileSchema.safeParse(data);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => `  - ${i.path.join('.') || '(profile)'}: ${i.message}`);
+  throw new ProfileError(`hardware profile ${source} is invalid:\n${problems.join('\n')}`);
+}

@@ -1,0 +1,46 @@
+import type { ProfileInput } from '../profile.ts';
+
+/**
+ * An x86-64 UEFI mini PC (Intel NUC class) with an NVMe or SATA drive.
+ * Firmware packages cover the common Intel/AMD/Realtek NICs, Wi-Fi and GPU microcode.
+ * QA thresholds are placeholders until the factory QA issue measures real units.
+ */
+export const nuc: ProfileInput = {
+  name: 'nuc',
+  description: 'x86-64 UEFI mini PC (NUC class), NVMe or SATA, optional Hailo-8/8L M.2 card',
+  arch: 'amd64',
+  kind: 'product',
+  firmware: {
+    kind: 'uefi',
+    efiBootFile: 'BOOTX64.EFI',
+    systemdBootBinary: 'usr/lib/systemd/boot/efi/systemd-bootx64.efi',
+    kernelCmdline: ['console=tty0', 'quiet'],
+  },
+  partitions: [
+    { role: 'esp', label: 'memu-esp', filesystem: 'vfat', sizeMiB: 512 },
+    { role: 'root-a', label: 'memu-root-a', filesystem: 'ext4', sizeMiB: 4096 },
+    { role: 'root-b', label: 'memu-root-b', filesystem: 'ext4', sizeMiB: 4096, shipsEmpty: true },
+    { role: 'data', label: 'memu-data', filesystem: 'ext4', sizeMiB: 2048 },
+  ],
+  rootfs: {
+    suite: 'trixie',
+    mirror: 'http://deb.debian.org/debian',
+    components: ['main', 'non-free-firmware'],
+    packages: [
+      'linux-image-amd64',
+      'systemd-boot-efi',
+      'intel-microcode',
+      'amd64-microcode',
+      'firmware-linux-free',
+      'firmware-realtek',
+      'firmware-iwlwifi',
+      'firmware-misc-nonfree',
+      'wpasupplicant',
+      'nvme-cli',
+      'smartmontools',
+    ],
+    extraAptSources: [],
+  },
+  features: { npu: 'hailo-optional', wifi: true },
+  qa: { minMemoryMiB: 7500, maxIdleTemperatureC: 70, minDiskWriteMBps: 300, minDiskReadMBps: 500, rebootCycles: 3 },
+};

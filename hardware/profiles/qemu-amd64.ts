@@ -1,0 +1,38 @@
+import type { ProfileInput } from '../profile.ts';
+
+/** An x86-64 UEFI virtual machine: the CI and demo target. Never shipped. */
+export const qemuAmd64: ProfileInput = {
+  name: 'qemu-amd64',
+  description: 'x86-64 UEFI virtual machine (QEMU q35 + OVMF) for tests and demos',
+  arch: 'amd64',
+  kind: 'test',
+  firmware: {
+    kind: 'uefi',
+    efiBootFile: 'BOOTX64.EFI',
+    systemdBootBinary: 'usr/lib/systemd/boot/efi/systemd-bootx64.efi',
+    kernelCmdline: ['console=tty0', 'console=ttyS0,115200', 'systemd.show_status=true'],
+  },
+  partitions: [
+    { role: 'esp', label: 'memu-esp', filesystem: 'vfat', sizeMiB: 256 },
+    { role: 'root-a', label: 'memu-root-a', filesystem: 'ext4', sizeMiB: 1536 },
+    { role: 'root-b', label: 'memu-root-b', filesystem: 'ext4', sizeMiB: 1536, shipsEmpty: true },
+    { role: 'data', label: 'memu-data', filesystem: 'ext4', sizeMiB: 512 },
+  ],
+  rootfs: {
+    suite: 'trixie',
+    mirror: 'http://deb.debian.org/debian',
+    components: ['main'],
+    packages: ['linux-image-amd64', 'systemd-boot-efi'],
+    extraAptSources: [],
+  },
+  features: { npu: 'none', wifi: false },
+  qa: { minMemoryMiB: 1024, maxIdleTemperatureC: 90, minDiskWriteMBps: 10, minDiskReadMBps: 10, rebootCycles: 0 },
+  vm: {
+    qemuBinary: 'qemu-system-x86_64',
+    machine: 'q35',
+    cpu: 'max',
+    firmwareCode: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+    firmwareVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    diskInterface: 'virtio',
+  },
+};

@@ -1,0 +1,44 @@
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { once } from 'node:events';
+
+/** sha256 and size of a file, read in 4 MiB chunks. */
+export async function hashFile(path: string, onBytes?: (done: number) => void): Promise<{ sha256: string; sizeBytes: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    onBytes?.(size);
+  }
+  return { sha256: hash.digest('hex'), sizeBytes: size };
+}
+
+/**
+ * Hashes a file and compresses it with zstd in one read pass (the image is read once, not
+ * twice): chunks go to the hash and to zstd's stdin, respecting its back-pressure.
+ */
+export async function hashAndCompress(path: string, zstOut: string, zstdArgs: string[]): Promise<{ sha256: string; sizeBytes: number }> {
+  const zstd = spawn('zstd', [...zstdArgs, '-o', zstOut], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  zstd.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((res, rej) => {
+    zstd.on('error', rej);
+    zstd.on('close', res);
+  });
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (!zstd.stdin.write(chunk)) await once(zstd.stdin, 'drain');
+    }
+  } finally {
+    zstd.stdin.end();
+  }
+  const code = await exited;
+  if (code !== 0) throw new Error(`zstd failed (exit ${code}): ${stderr.trim()}`);
+  return { sha256: hash.digest('hex'), sizeBytes: size };
+}

@@ -1,0 +1,44 @@
+import { loadProfile, profileNames, ProfileError } from '../../../hardware/index.ts';
+import { buildImage, defaultBuildConfig } from '../../build/pipeline.ts';
+import type { RegisterCommand } from '../main.ts';
+import { ExitCode, MemuError } from '../exit-codes.ts';
+
+export const registerBuild: RegisterCommand = (program, run) => {
+  program
+    .command('build')
+    .description('build a flashable, signed Memu OS disk image for a hardware profile')
+    .argument('[profile]', `hardware profile: ${profileNames().join(', ')}`, 'qemu-amd64')
+    .option('--out <dir>', 'output directory (default: out/<profile>)')
+    .option('--cache-dir <dir>', 'cache for root filesystems and packages (default: $MEMU_CACHE_DIR or ~/.cache/memu)')
+    .option('--key <path>', 'ed25519 signing key (.key from `memu keygen`; default: $MEMU_SIGNING_KEY, else a local development key)')
+    .option('--version <version>', 'release version recorded in the image (default: package.json version)')
+    .option('--refresh-rootfs', 'ignore the cached root filesystem and build it afresh')
+    .option('--overlay <dir>', 'extra directory of files laid onto the root filesystem last (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .addHelpText(
+      'after',
+      '\nOutputs in the output directory: <name>.img (raw, sparse), <name>.img.zst, <name>.bmap,\nmanifest.json and manifest.json.sig. Check them with `memu verify DIR`.\nSOURCE_DATE_EPOCH (default from package.json) makes the image byte-for-byte reproducible.',
+    )
+    .action((profileName: string, opts: { out?: string; cacheDir?: string; key?: string; version?: string; refreshRootfs?: boolean; overlay: string[] }) =>
+      run(async ({ log, progress }) => {
+        let profile;
+        try {
+          profile = loadProfile(profileName);
+        } catch (err) {
+          if (err instanceof ProfileError) throw new MemuError(err.message, ExitCode.badInput, `choose one of: ${profileNames().join(', ')}`);
+          throw err;
+        }
+        const config = await defaultBuildConfig(profile, {
+          outDir: opts.out,
+          cacheDir: opts.cacheDir,
+          signingKeyPath: opts.key,
+          version: opts.version,
+          refreshRootfs: opts.refreshRootfs,
+          extraOverlays: opts.overlay,
+        });
+        const result = await buildImage(config, log, progress);
+        const f = result.artifacts.files;
+        process.stdout.write(`${JSON.stringify({ image: f.image, zst: f.zst, bmap: f.bmap, manifest: f.manifest, signature: f.signature, rootfsCacheHit: result.rootfsCacheHit, stageSeconds: result.stageSeconds })}\n`);
+        return ExitCode.ok;
+      }),
+    );
+};

@@ -1,0 +1,96 @@
+import { createInterface } from 'node:readline/promises';
+import type { RegisterCommand } from '../main.ts';
+import { ExitCode, MemuError } from '../exit-codes.ts';
+import { formatBytes } from '../../progress.ts';
+import { flashImage } from '../../flash/flash-image.ts';
+import { createJsonLinesProgress } from '../../flash/json-progress.ts';
+import type { BlockDevice } from '../../block-devices.ts';
+
+interface FlashCliOptions {
+  bmap?: string;
+  verify: boolean;
+  yes?: boolean;
+  unmount?: boolean;
+  allowPartition?: boolean;
+  direct: boolean;
+}
+
+/** Asks on the terminal; the person must type the drive's name, so a stray Enter erases nothing. */
+async function confirmOnTerminal(device: BlockDevice): Promise<boolean> {
+  const facts = [
+    `  drive:   ${device.path}`,
+    `  model:   ${[device.vendor, device.model].filter(Boolean).join(' ') || 'unknown'}`,
+    `  size:    ${formatBytes(device.sizeBytes)} (${device.sizeBytes} bytes)`,
+    `  serial:  ${device.serial ?? 'unknown'}`,
+    `  via:     ${device.transport ?? 'unknown'}${device.removable ? ', removable' : ''}`,
+  ];
+  if (device.partitions.length > 0) facts.push(`  holds:   ${device.partitions.map((p) => `${p.path}${p.label ? ` "${p.label}"` : ''}${p.fstype ? ` ${p.fstype}` : ''}`).join(', ')}`);
+  process.stderr.write(`\nEVERYTHING on this drive will be overwritten:\n${facts.join('\n')}\n\n`);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`Type the drive name (${device.name}) to flash it, anything else to stop: `);
+    return answer.trim() === device.name || answer.trim() === device.path;
+  } finally {
+    rl.close();
+  }
+}
+
+export const registerFlash: RegisterCommand = (program, run) => {
+  program
+    .command('flash')
+    .description('write a built image (raw, .zst, .xz or .gz) to a drive or a file, only its data (by its .bmap), then read it back to verify')
+    .argument('<image>', 'the image: memu-*.img, or .img.zst / .img.xz / .img.gz')
+    .argument('<target>', 'a whole drive (see `memu devices`, e.g. /dev/sdb or /dev/disk/by-id/...) or a file path')
+    .option('--bmap <file>', 'block map of the image (default: IMAGE without .zst/.xz/.gz, plus .bmap, if present)')
+    .option('--no-verify', 'skip reading the target back (not recommended)')
+    .option('-y, --yes', 'do not ask before overwriting a drive (for scripts and factory stations)')
+    .option('--unmount', "unmount the drive's mounted partitions first instead of refusing")
+    .option('--allow-partition', 'allow writing into a partition instead of a whole drive')
+    .option('--no-direct', 'use buffered I/O instead of O_DIRECT (for drives that mishandle direct I/O)')
+    .addHelpText(
+      'after',
+      `
+Never preselects a drive. Refuses the drive holding / or /boot, drives with mounted
+partitions (unless --unmount), partitions (unless --allow-partition) and drives smaller
+than the image. Overwriting a drive needs --yes or typing its name on a terminal.
+
+Exit codes: 0 ok, 2 bad or corrupt input (image, bmap), 3 missing tool or permission,
+4 read-back verification failed, 5 target refused, 6 write error.`,
+    )
+    .action((image: string, target: string, opts: FlashCliOptions) =>
+      run(async (ctx) => {
+        const progress = ctx.json ? createJsonLinesProgress((l) => process.stdout.write(l)) : ctx.progress;
+        const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !ctx.json;
+        try {
+          const result = await flashImage({
+            image,
+            target,
+            ...(opts.bmap ? { bmap: opts.bmap } : {}),
+            verify: opts.verify,
+            log: ctx.log,
+            progress,
+            yes: Boolean(opts.yes),
+            ...(interactive ? { confirm: confirmOnTerminal } : {}),
+            unmount: Boolean(opts.unmount),
+            allowPartition: Boolean(opts.allowPartition),
+            direct: opts.direct,
+          });
+          if (ctx.json) {
+            process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
+          } else {
+            process.stdout.write(
+              `flashed ${result.image} to ${result.target}: ${formatBytes(result.bytesWritten)} written of a ${formatBytes(result.imageSize)} image in ${result.seconds.toFixed(1)}s` +
+                `${result.verified ? ', verified by reading back' : ', NOT verified (--no-verify)'}\n`,
+            );
+          }
+          return ExitCode.ok;
+        } catch (err) {
+          if (ctx.json) {
+            const failure = err instanceof MemuError ? { error: err.message, hint: err.hint, exitCode: err.exitCode } : { error: (err as Error).message, exitCode: ExitCode.failure };
+            process.stdout.write(`${JSON.stringify({ type: 'result', ok: false, image, target, ...failure })}\n`);
+          }
+          throw err;
+        }
+      }),
+    );
+};

@@ -1,0 +1,41 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { loadPublicKey } from '../../../agent/contracts/signature.ts';
+import { developmentPublicKeyPath } from '../../build/pipeline.ts';
+import { verifyImageDirectory } from '../../verify.ts';
+import type { RegisterCommand } from '../main.ts';
+import { ExitCode, MemuError } from '../exit-codes.ts';
+
+export const registerVerify: RegisterCommand = (program, run) => {
+  program
+    .command('verify')
+    .description("check a build output directory: the manifest's signature, then the size and sha256 of every artifact")
+    .argument('<dir>', 'a `memu build` output directory')
+    .option('--key <path>', 'trusted public key (.pub); default: $MEMU_TRUSTED_KEY, else the local development key')
+    .action((dir: string, opts: { key?: string }) =>
+      run(async ({ log }) => {
+        const keyPath = opts.key ?? process.env.MEMU_TRUSTED_KEY ?? developmentPublicKeyPath();
+        let pem: Buffer;
+        try {
+          pem = await readFile(keyPath);
+        } catch {
+          throw new MemuError(`cannot read the trusted public key ${keyPath}`, ExitCode.badInput, 'pass --key PATH.pub (the .pub made by `memu keygen`)');
+        }
+        let key;
+        try {
+          key = loadPublicKey(pem);
+        } catch (err) {
+          throw new MemuError(`${keyPath} is not a usable public key: ${(err as Error).message}`, ExitCode.badInput, 'pass the .pub file made by `memu keygen`');
+        }
+        if (!opts.key && !process.env.MEMU_TRUSTED_KEY) log.warn({ key: keyPath }, 'checking against the local development key; pass --key for release images');
+        const report = await verifyImageDirectory(resolve(dir), key, (name) => log.info({ file: name }, 'checking'));
+        process.stdout.write(`${JSON.stringify({ ok: report.ok, keyId: report.keyId, checked: report.checked, problems: report.problems })}\n`);
+        if (report.ok) {
+          log.info({ keyId: report.keyId, files: report.checked.length }, 'signature and all artifacts verified');
+          return ExitCode.ok;
+        }
+        for (const p of report.problems) log.error({ file: p.file }, p.problem);
+        return ExitCode.verifyFailed;
+      }),
+    );
+};

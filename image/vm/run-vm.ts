@@ -1,0 +1,164 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { HardwareProfile } from '../../hardware/profile.ts';
+import { requireHostTools, runTool } from '../host-tools.ts';
+import type { Logger } from '../log.ts';
+
+/**
+ * Boots a Memu image in QEMU (TCG: software emulation, no KVM) with UEFI firmware from
+ * Debian's OVMF. The image file is never written: the VM runs on a qcow2 overlay whose
+ * virtual size can exceed the image (`diskSizeBytes`), which is how tests emulate a bigger
+ * drive for first-boot growth. Serial console goes to a log file; QMP stops it cleanly.
+ */
+export interface VmOptions {
+  image: string;
+  profile: HardwareProfile;
+  workDir: string;
+  diskSizeBytes?: number;
+  memoryMiB?: number;
+  cpus?: number;
+  /** No route out of the guest; the port forwards below still work. */
+  noNetwork?: boolean;
+  /** Host ports (on 127.0.0.1) forwarded to the agent (8080) and the front door (80). */
+  agentPort: number;
+  httpPort: number;
+  /** Keep the overlay from an earlier run in workDir (a second boot of the same disk). */
+  reuseDisk?: boolean;
+  log: Logger;
+}
+
+export interface RunningVm {
+  process: ChildProcess;
+  serialLog: string;
+  overlay: string;
+  /** Resolves with QEMU's exit code. */
+  exited: Promise<number | null>;
+  /** ACPI power button, then a hard quit after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+  /** Hard reset, as pulling the power and plugging it back in. */
+  reset(): Promise<void>;
+}
+
+const AGENT_GUEST_PORT = 8080;
+const HTTP_GUEST_PORT = 80;
+
+export async function startVm(opts: VmOptions): Promise<RunningVm> {
+  const vm = opts.profile.vm;
+  if (!vm) throw new Error(`profile ${opts.profile.name} is not a virtual machine target; use qemu-amd64`);
+  await requireHostTools(['qemu-img', vm.qemuBinary === 'qemu-system-x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64']);
+  await mkdir(opts.workDir, { recursive: true });
+  const overlay = join(opts.workDir, 'disk.qcow2');
+  const vars = join(opts.workDir, 'efivars.fd');
+  const serialLog = join(opts.workDir, 'serial.log');
+  const qmpSocket = join(opts.workDir, 'qmp.sock');
+  if (!opts.reuseDisk) {
+    await rm(overlay, { force: true });
+    const args = ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', resolve(opts.image), overlay];
+    if (opts.diskSizeBytes) args.push(String(opts.diskSizeBytes));
+    await runTool('qemu-img', args);
+    await copyFile(vm.firmwareVarsTemplate, vars);
+  }
+  await rm(qmpSocket, { force: true });
+
+  const netdev = [
+    'user,id=net0',
+    `hostfwd=tcp:127.0.0.1:${opts.agentPort}-:${AGENT_GUEST_PORT}`,
+    `hostfwd=tcp:127.0.0.1:${opts.httpPort}-:${HTTP_GUEST_PORT}`,
+    ...(opts.noNetwork ? ['restrict=on'] : []),
+  ].join(',');
+  const args = [
+    '-machine', `${vm.machine},accel=tcg`,
+    '-cpu', vm.cpu,
+    '-smp', String(opts.cpus ?? 2),
+    '-m', String(opts.memoryMiB ?? 2048),
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${vm.firmwareCode}`,
+    '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
+    '-drive', `if=none,id=disk0,format=qcow2,file=${overlay},cache=unsafe,discard=unmap`,
+    '-device', vm.diskInterface === 'nvme' ? 'nvme,drive=disk0,serial=memu-vm-0,bootindex=1' : 'virtio-blk-pci,drive=disk0,bootindex=1',
+    '-netdev', netdev,
+    '-device', 'virtio-net-pci,netdev=net0',
+    '-device', 'virtio-rng-pci',
+    '-serial', `file:${serialLog}`,
+    '-qmp', `unix:${qmpSocket},server=on,wait=off`,
+    '-display', 'none',
+    '-no-user-config',
+    '-nodefaults',
+  ];
+  opts.log.info({ image: opts.image, overlay, serialLog, agentPort: opts.agentPort, httpPort: opts.httpPort, noNetwork: Boolean(opts.noNetwork) }, 'starting VM');
+  const child = spawn(vm.qemuBinary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  exited.then((code) => opts.log.info({ code, stderr: stderr.trim() || undefined }, 'VM exited'));
+
+  const qmp = (command: string) => sendQmp(qmpSocket, command);
+  return {
+    process: child,
+    serialLog,
+    overlay,
+    exited,
+    async stop(graceMs = 60_000) {
+      if (child.exitCode !== null) return;
+      await qmp('system_powerdown').catch(() => undefined);
+      const timer = setTimeout(() => void qmp('quit').catch(() => child.kill('SIGKILL')), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+    async reset() {
+      await qmp('system_reset');
+    },
+  };
+}
+
+/** Sends one QMP command (after the capabilities handshake) and waits for its reply. */
+async function sendQmp(socketPath: string, command: string): Promise<void> {
+  await new Promise<void>((resolveDone, reject) => {
+    const sock = createConnection(socketPath);
+    let buffer = '';
+    let step = 0;
+    sock.setTimeout(10_000, () => {
+      sock.destroy();
+      reject(new Error(`QMP ${command}: no answer`));
+    });
+    sock.on('error', reject);
+    sock.on('data', (d) => {
+      buffer += d.toString();
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const msg = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
+        buffer = buffer.slice(nl + 1);
+        if (step === 0 && 'QMP' in msg) {
+          sock.write('{"execute":"qmp_capabilities"}\n');
+          step = 1;
+        } else if (step === 1 && 'return' in msg) {
+          sock.write(`${JSON.stringify({ execute: command })}\n`);
+          step = 2;
+        } else if (step === 2 && ('return' in msg || 'error' in msg)) {
+          sock.end();
+          if ('error' in msg) reject(new Error(`QMP ${command}: ${JSON.stringify(msg.error)}`));
+          else resolveDone();
+        }
+      }
+    });
+  });
+}
+
+/** Polls the agent's /healthz through the port forward until it answers or time runs out. */
+export async function waitForHealthz(port: number, timeoutMs: number, isReady: (body: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5000) });
+      const body = (await res.json()) as Record<string, unknown>;
+      last = JSON.stringify(body);
+      if (isReady(body)) return body;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  throw new Error(`the agent did not become ready within ${Math.round(timeoutMs / 1000)} s (last: ${last})`);
+}

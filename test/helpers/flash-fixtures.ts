@@ -1,0 +1,244 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { open, truncate } from 'node:fs/promises';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Fixtures for flasher tests and the flash benchmark: sparse disk images of
+ * realistic fill (scattered extents, half random and half compressible data),
+ * their bmaps from the real `bmaptool create`, compressed copies from the real
+ * zstd/xz/gzip, and loop devices.
+ */
+
+export interface Extent {
+  start: number;
+  length: number;
+}
+
+export interface SparseImage {
+  path: string;
+  sizeBytes: number;
+  extents: Extent[];
+  mappedBytes: number;
+}
+
+const block = 4096;
+
+/** A small deterministic PRNG (mulberry32), so a seed gives the same layout every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Scattered, block-aligned, non-adjacent extents covering about `fraction` of `size`; the first block is always mapped (like a partition table). */
+export function layoutExtents(sizeBytes: number, fraction: number, seed = 1): Extent[] {
+  const rand = prng(seed);
+  const blocks = Math.floor(sizeBytes / block);
+  const wanted = Math.max(1, Math.round(blocks * fraction));
+  const lengths: number[] = [];
+  let sum = 0;
+  while (sum < wanted) {
+    // Log-uniform between 1 block (metadata) and 2048 blocks (8 MiB files).
+    const len = Math.min(wanted - sum, Math.max(1, Math.round(Math.exp(rand() * Math.log(2048)))));
+    lengths.push(len);
+    sum += len;
+  }
+  // Spread the free blocks over the gaps between extents (each gap at least one block).
+  const free = blocks - sum;
+  const gaps = lengths.length;
+  if (free < gaps) throw new Error(`cannot scatter ${gaps} extents in ${blocks} blocks`);
+  const weights = lengths.map(() => rand() + 0.05);
+  const weightSum = weights.reduce((a, b) => a + b, 0);
+  const extents: Extent[] = [];
+  let at = 0;
+  let freeLeft = free;
+  for (let i = 0; i < lengths.length; i++) {
+    if (i > 0) {
+      const gap = Math.max(1, Math.min(freeLeft - (gaps - i), Math.floor((free * weights[i]!) / weightSum)));
+      at += gap;
+      freeLeft -= gap;
+    }
+    extents.push({ start: at * block, length: lengths[i]! * block });
+    at += lengths[i]!;
+  }
+  return extents;
+}
+
+/** Compressible bytes: random 16-byte tokens from a small vocabulary, like text or binaries. */
+function fillCompressible(buf: Buffer, rand: () => number): void {
+  const vocabulary = Buffer.alloc(256 * 16);
+  randomFillSync(vocabulary);
+  for (let off = 0; off < buf.length; off += 16) {
+    const t = (rand() * 256) | 0;
+    vocabulary.copy(buf, off, t * 16, t * 16 + Math.min(16, buf.length - off));
+  }
+}
+
+/** Makes a sparse image: `truncate` to size, then data written at scattered extents. */
+export async function makeSparseImage(path: string, opts: { sizeBytes: number; mappedFraction?: number; seed?: number }): Promise<SparseImage> {
+  const extents = layoutExtents(opts.sizeBytes, opts.mappedFraction ?? 0.15, opts.seed ?? 1);
+  const rand = prng((opts.seed ?? 1) + 7);
+  await truncate(path, 0).catch(() => {});
+  const fh = await open(path, 'w');
+  try {
+    await fh.truncate(opts.sizeBytes);
+    const chunk = Buffer.alloc(8 << 20);
+    for (const [i, x] of extents.entries()) {
+      for (let pos = 0; pos < x.length; pos += chunk.length) {
+        const n = Math.min(chunk.length, x.length - pos);
+        const view = chunk.subarray(0, n);
+        if (i % 2 === 0) randomFillSync(view);
+        else fillCompressible(view, rand);
+        await fh.write(view, 0, n, x.start + pos);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return { path, sizeBytes: opts.sizeBytes, extents, mappedBytes: extents.reduce((n, x) => n + x.length, 0) };
+}
+
+/** Runs the real `bmaptool create`, as the image build does. */
+export async function createBmap(imagePath: string, bmapPath = `${imagePath}.bmap`): Promise<string> {
+  await execFileAsync('bmaptool', ['create', '-o', bmapPath, imagePath]);
+  return bmapPath;
+}
+
+export type CompressionTool = 'zstd' | 'xz' | 'gzip';
+
+/** Compresses `imagePath` next to itself with the Debian tool, keeping the original. */
+export async function compressImage(imagePath: string, tool: CompressionTool): Promise<string> {
+  const out = `${imagePath}.${tool === 'zstd' ? 'zst' : tool === 'xz' ? 'xz' : 'gz'}`;
+  const args = tool === 'zstd' ? ['-q', '-f', '-T0', '-3', '-k', imagePath] : tool === 'xz' ? ['-q', '-f', '-T0', '-1', '-k', imagePath] : ['-q', '-f', '-1', '-k', imagePath];
+  await execFileAsync(tool, args);
+  return out;
+}
+
+export async function sha256OfRange(path: string, start: number, length: number): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buf = Buffer.alloc(4 << 20);
+    for (let pos = start; pos < start + length; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, start + length - pos), pos);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return hash.digest('hex');
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readRange(path: string, start: number, length: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, start);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Fills a file or device with a repeating marker pattern, to show which bytes a flash left alone. */
+export async function fillWithPattern(path: string, sizeBytes: number, pattern = 'MEMU-UNTOUCHED-'): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    const unit = Buffer.from(pattern);
+    const chunk = Buffer.alloc(4 << 20);
+    for (let i = 0; i < chunk.length; i += unit.length) unit.copy(chunk, i);
+    // Keep the pattern phase tied to the absolute offset by writing chunk-sized steps from 0.
+    for (let pos = 0; pos < sizeBytes; pos += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, sizeBytes - pos), pos);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Whether the kernel offers loop devices at all (the only case tests may skip loop-device checks). */
+export function kernelHasLoopDevices(): boolean {
+  if (existsSync('/dev/loop-control')) return true;
+  try {
+    return /\bloop\b/.test(readFileSync('/proc/devices', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Attaches a file as a loop device (with partition scanning); fails loudly when losetup does. */
+export async function attachLoop(file: string, opts: { partscan?: boolean } = {}): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync('losetup', ['-f', '--show', ...(opts.partscan ? ['-P'] : []), file]);
+    return stdout.trim();
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`losetup could not attach ${file} although the kernel has loop devices: ${(e.stderr ?? e.message).trim()} (run the tests as root)`);
+  }
+}
+
+export async function detachLoop(device: string): Promise<void> {
+  await execFileAsync('losetup', ['-d', device]).catch(() => {});
+}
+
+const repoRoot = new URL('../../', import.meta.url).pathname;
+
+/**
+ * The command line that runs `memu` with the flash and devices commands: the real
+ * `bin/memu.mjs` once they are registered there, otherwise a small runner (written
+ * into `workDir`) that registers the same command modules the same way.
+ */
+export async function memuCommandLine(workDir: string): Promise<string[]> {
+  const bin = `${repoRoot}bin/memu.mjs`;
+  const help = await execFileAsync('node', [bin, '--help']).then(({ stdout }) => stdout, () => '');
+  if (/^\s+flash\b/m.test(help) && /^\s+devices\b/m.test(help)) return ['node', bin];
+  const runner = `${workDir}/memu-flash-runner.mts`;
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(
+    runner,
+    `import { Command } from ${JSON.stringify(`${repoRoot}node_modules/commander/esm.mjs`)};
+import { ExitCode, MemuError } from ${JSON.stringify(`${repoRoot}image/cli/exit-codes.ts`)};
+import { createCliContext } from ${JSON.stringify(`${repoRoot}image/cli/context.ts`)};
+import { registerFlash } from ${JSON.stringify(`${repoRoot}image/cli/commands/flash.ts`)};
+import { registerDevices } from ${JSON.stringify(`${repoRoot}image/cli/commands/devices.ts`)};
+const program = new Command('memu').option('--json').option('--log-level <l>', '', 'info').exitOverride();
+let code = 0;
+let ctx;
+const context = () => (ctx ??= createCliContext(program.opts()));
+for (const register of [registerFlash, registerDevices]) register(program, async (run) => { code = await run(context()); });
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof MemuError) { context().log.error({ exitCode: err.exitCode, hint: err.hint }, err.message); code = err.exitCode; }
+  else if (err && typeof err === 'object' && 'exitCode' in err) code = err.exitCode === 0 ? 0 : ExitCode.badInput;
+  else { console.error(err); code = ExitCode.failure; }
+}
+process.exit(code);
+`,
+  );
+  return ['node', '--import', `${repoRoot}node_modules/tsx/dist/esm/index.mjs`, runner];
+}
+
+/** Runs the memu CLI; resolves with exit code and output (never rejects on a non-zero exit). */
+export function runMemu(commandLine: string[], args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const [command, ...pre] = commandLine as [string, ...string[]];
+    const child = spawn(command, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -1,0 +1,51 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Runs the real `memu` CLI as a user would, and shares one build cache across the
+ * integration and end-to-end test files, so a CI run builds the root filesystem once.
+ */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const TEST_CACHE_DIR = process.env.MEMU_TEST_CACHE_DIR ?? '/var/tmp/memu-test-cache';
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runMemu(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [`${REPO_ROOT}bin/memu.mjs`, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, MEMU_CACHE_DIR: TEST_CACHE_DIR, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30 * 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface BuildOutput {
+  image: string;
+  zst: string;
+  bmap: string;
+  manifest: string;
+  signature: string;
+  rootfsCacheHit: boolean;
+  stageSeconds: Record<string, number>;
+}
+
+/** `memu build qemu-amd64 --out DIR ...`; fails the test with the CLI's stderr if the build fails. */
+export async function buildQemuImage(outDir: string, extraArgs: string[] = []): Promise<BuildOutput> {
+  const r = await runMemu(['build', 'qemu-amd64', '--out', outDir, ...extraArgs]);
+  if (r.code !== 0) throw new Error(`memu build failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as BuildOutput;
+}
