@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { STACK_INSTALL_DIR } from './contracts/stack-files.ts';
 
 /** Agent settings, from the environment (systemd unit / /etc/memu/agent.env) with defaults. */
 export interface AgentConfig {
@@ -11,6 +12,8 @@ export interface AgentConfig {
   /** Where /sys/class/block and /dev/disk/by-partuuid live; tests point these elsewhere. */
   sysBlockDir: string;
   devDir: string;
+  stackDir: string;
+  dockerSocket: string;
 }
 
 /** Replaced by the bundler with the release version; the dev entry reads package.json. */
@@ -39,5 +42,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     layoutPath: env.MEMU_LAYOUT_PATH ?? '/etc/memu/layout.json',
     sysBlockDir: env.MEMU_SYS_BLOCK_DIR ?? '/sys/class/block',
     devDir: env.MEMU_DEV_DIR ?? '/dev',
+    stackDir: env.MEMU_STACK_DIR ?? STACK_INSTALL_DIR,
+    dockerSocket: env.MEMU_DOCKER_SOCKET ?? '/var/run/docker.sock',
   };
 }

@@ -1,11 +1,13 @@
 import { readFile, statfs } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ProvisioningState } from '../provisioning/journal.ts';
+import type { StackModuleStatus } from '../stack/stack-module.ts';
 
 export interface HealthzDeps {
   version: string;
   dataDir: string;
   provisioning: () => ProvisioningState;
+  stack: () => StackModuleStatus;
   bootIdPath?: string;
 }
 
@@ -25,6 +27,7 @@ export const healthzRoute: FastifyPluginAsync<HealthzDeps> = async (app, deps) =
       uptimeSeconds: Math.round(process.uptime()),
       provisioning,
       data,
+      stack: deps.stack(),
     };
   });
 };

@@ -11,15 +11,22 @@ export interface ProvisioningModule extends AgentModule {
   status(): ProvisioningState;
   /** Resolves when the current provisioning run has finished (done or failed). */
   settled(): Promise<ProvisioningState>;
+  /** Resolves once provisioning is done (after however many retries). */
+  done(): Promise<void>;
 }
+
+/** Steps other modules contribute after the built-in ones (e.g. the stack's bring-up). */
+export type ExtraSteps = () => ProvisioningStep[];
 
 /**
  * First-boot provisioning. The journal lives on the data partition, which systemd mounts
  * before the agent starts; without that mount nothing is provisioned and the reason is
  * reported (a device must never write its state onto a root slot).
  */
-export function createProvisioningModule(config: AgentConfig, log: Logger): ProvisioningModule {
+export function createProvisioningModule(config: AgentConfig, log: Logger, extraSteps: ExtraSteps = () => []): ProvisioningModule {
   let status: ProvisioningState = { state: 'pending', completed: [] };
+  let markDone!: () => void;
+  const donePromise = new Promise<void>((res) => (markDone = res));
   let running: Promise<ProvisioningState> = Promise.resolve(status);
   const paths = { sysBlockDir: config.sysBlockDir, devDir: config.devDir };
 
@@ -36,6 +43,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger): Prov
       steps = [
         { name: 'grow-data-partition', run: (l) => growDataPartition(data, paths, l) },
         { name: 'grow-data-filesystem', run: (l) => growDataFilesystem(data, paths, config.dataDir, l) },
+        ...extraSteps(),
       ];
     } catch (err) {
       log.error({ err }, 'cannot provision');
@@ -58,6 +66,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger): Prov
     status = { state: 'running', step: 'prepare', completed: [] };
     running = provision().then((s) => {
       status = s;
+      if (s.state === 'done') markDone();
       if (s.state === 'failed' && !stopped) {
         const delayMs = Math.min(30_000 * 2 ** attempt, 600_000);
         log.warn({ step: s.step, retryInSeconds: delayMs / 1000 }, 'provisioning failed; will retry');
@@ -79,5 +88,6 @@ export function createProvisioningModule(config: AgentConfig, log: Logger): Prov
     },
     status: () => status,
     settled: () => running,
+    done: () => donePromise,
   };
 }

@@ -29,8 +29,21 @@ export async function bundleAgent(releaseVersion: string): Promise<AgentBundle> 
     minify: false,
     legalComments: 'none',
     define: { __MEMU_AGENT_VERSION__: JSON.stringify(releaseVersion) },
-    // Some dependencies still call require(); give the ESM bundle one.
-    banner: { js: "import { createRequire as __memuCreateRequire } from 'node:module'; const require = __memuCreateRequire(import.meta.url);" },
+    // CommonJS dependencies expect require, __filename and __dirname; give the ESM bundle them.
+    banner: {
+      js: [
+        "import { createRequire as __memuCreateRequire } from 'node:module';",
+        "import { fileURLToPath as __memuFileURLToPath } from 'node:url';",
+        "import { dirname as __memuDirname } from 'node:path';",
+        'const require = __memuCreateRequire(import.meta.url);',
+        'const __filename = __memuFileURLToPath(import.meta.url);',
+        'const __dirname = __memuDirname(__filename);',
+      ].join(' '),
+    },
+    // ssh2's optional native speed-ups (dockerode never uses SSH here; the agent talks to
+    // the Docker socket). ssh2 loads both inside try/catch, so leaving them out is safe and
+    // keeps the bundle free of native code.
+    external: ['cpu-features', '*.node'],
     logLevel: 'silent',
   });
   const file = result.outputFiles[0];

@@ -1,7 +1,9 @@
 import { readdir, readFile, rm, stat, statfs, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { HardwareProfile } from '../../hardware/profile.ts';
+import { platformOf, type HardwareProfile } from '../../hardware/profile.ts';
+import type { RegistryMirrors } from '../oci/reference.ts';
+import { prepareStack } from './stack.ts';
 import { ExitCode, MemuError } from '../cli/exit-codes.ts';
 import { requireHostTools, runTool, type HostTool } from '../host-tools.ts';
 import type { Logger } from '../log.ts';
@@ -23,7 +25,7 @@ import { applyOverlays, createStagingTree, enableUnits, replaceFile } from './st
  * `memu build`: one linear list of named stages (mkosi's build_image()), each a small
  * function from typed inputs to outputs:
  *
- *   rootfs -> overlays -> agent -> boot -> disk -> filesystems -> packages -> artifacts
+ *   rootfs -> overlays -> agent -> [stack] -> boot -> disk -> filesystems -> packages -> artifacts
  *
  * Only `rootfs` is cached (its key is a manifest of its inputs); every later stage takes
  * seconds, so a change to overlays or the agent rebuilds from the cached root tree.
@@ -40,6 +42,10 @@ export interface BuildConfig {
   refreshRootfs?: boolean;
   /** Extra overlay directories laid on top of the repository's (factory certificates, branding). */
   extraOverlays?: string[];
+  /** Container stack to install and preload: stack.yml (+ overrides) and images.lock.json. */
+  stackDir?: string;
+  /** Registry mirrors for preloading, e.g. { 'docker.io': '127.0.0.1:5000' }. */
+  registryMirrors?: RegistryMirrors;
 }
 
 export interface BuildResult {
@@ -53,7 +59,10 @@ const ENABLED_UNITS = ['memu-agent.service', 'memu-ssh-hostkeys.service', 'syste
 
 const BUILD_TOOLS: HostTool[] = ['mmdebstrap', 'sfdisk', 'mke2fs', 'debugfs', 'dumpe2fs', 'mkfs.vfat', 'mcopy', 'mmd', 'zstd', 'bmaptool'];
 
+const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
+/** Free space on the shipped data partition beyond the preloaded images' estimate. */
+const DATA_HEADROOM_MIB = 256;
 /** Free space a build needs: the root tree (cold only), then filesystems, disk, zst. */
 const FREE_FOR_ROOTFS = 2 * GiB;
 const FREE_FOR_OUTPUT = 4 * GiB;
@@ -83,6 +92,8 @@ export async function defaultBuildConfig(profile: HardwareProfile, overrides: Pa
     signingKeyPath: overrides.signingKeyPath ?? process.env.MEMU_SIGNING_KEY,
     refreshRootfs: overrides.refreshRootfs,
     extraOverlays: (overrides.extraOverlays ?? []).map((d) => resolve(d)),
+    stackDir: overrides.stackDir ? resolve(overrides.stackDir) : undefined,
+    registryMirrors: overrides.registryMirrors ?? {},
   };
 }
 
@@ -109,7 +120,6 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
   await removeStaleWorkDirs(config.outDir);
   const workDir = join(config.outDir, `.memu-work-${process.pid}`);
   await mkdir(workDir, { recursive: true });
-  const layout = computeLayout(profile, config.layoutSeed);
   const tree = join(workDir, 'root');
 
   try {
@@ -131,6 +141,26 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       return bundle;
     });
 
+    const stack = config.stackDir
+      ? await stage('stack', () =>
+          prepareStack({
+            stackDir: config.stackDir!,
+            tree,
+            workDir,
+            platform: platformOf(profile),
+            blobCacheDir: join(config.cacheDir, 'blobs'),
+            registryMirrors: config.registryMirrors ?? {},
+            log,
+            progress,
+          }),
+        )
+      : undefined;
+
+    // The data partition holds the preloaded images with room to spare (balena's x1.4 rule).
+    const dataMiB = stack ? Math.ceil(stack.preload.estimatedPartitionBytes / MiB) + DATA_HEADROOM_MIB : undefined;
+    const shippedData = profile.partitions.find((p) => p.role === 'data')!.sizeMiB;
+    const layout = computeLayout(profile, config.layoutSeed, dataMiB && dataMiB > shippedData ? { data: dataMiB } : {});
+
     const boot = await stage('boot', () => prepareBoot({ tree, workDir, profile, layout }));
 
     const workImage = join(workDir, `memu-${profile.name}-${config.version}.img`);
@@ -146,8 +176,8 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       const data = at('data');
       const esp = at('esp');
       await makeExt4({ target: root.target, uuid: root.part.fsUuid, label: root.part.label, sourceDir: tree, epoch: config.sourceDateEpoch });
-      // The data partition ships empty (lost+found only) and grows to fill the drive on first boot.
-      await makeExt4({ target: data.target, uuid: data.part.fsUuid, label: data.part.label, epoch: config.sourceDateEpoch, reservedPercent: 1 });
+      // The data partition ships with the preloaded images (or empty) and grows to fill the drive on first boot.
+      await makeExt4({ target: data.target, uuid: data.part.fsUuid, label: data.part.label, sourceDir: stack?.dataDir, epoch: config.sourceDateEpoch, reservedPercent: 1 });
       await makeFat({ target: esp.target, volumeId: esp.part.fsUuid.replace('-', ''), label: 'MEMU-ESP', sourceDir: boot.espDir, epoch: config.sourceDateEpoch });
     });
 
@@ -172,7 +202,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
           agent: { version: agent.version, sha256: agent.sha256 },
           layout,
           packages,
-          containerImages: [],
+          containerImages: stack?.images ?? [],
         },
       }),
     );

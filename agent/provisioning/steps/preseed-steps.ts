@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import { PRESEED_FILE_NAME, presentPreseedFields } from '../../contracts/preseed.ts';
+import { PRESEED_FILE_NAME, preseedSecretFields, presentPreseedFields } from '../../contracts/preseed.ts';
 import { readPreseed, scrubPreseedSecrets } from '../preseed-source.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
 import { removeStaleTemporaryFiles } from './durable-files.ts';
+import { wipeFatFreeSpace } from './fat-wipe.ts';
 import { PRESEED_RECORD_FORMAT, readPreseedRecord, writePreseedRecord, writeStepOutcome, type PreseedRecord } from './preseed-record.ts';
 
 /**
@@ -73,11 +74,21 @@ export async function scrubPreseedStep(ctx: FirstBootContext, log: Logger): Prom
   }
   const result = await scrubPreseedSecrets({ device: ctx.fatDevice, log });
   if (result.state === 'failed') throw new Error(`scrubbing the preseed secrets from the FAT partition failed: ${result.reason}`);
+  await fault(ctx, 'scrub-preseed:after-scrub');
   const warnings = result.state === 'unreadable' ? [`preseed secrets not scrubbed: ${result.reason}`] : [];
+  if (result.state !== 'unreadable') {
+    // The deleted file's clusters still hold the secrets until overwritten.
+    const wiped = await wipeFatFreeSpace(ctx.fatDevice, log, (point) => fault(ctx, `scrub-preseed:${point}`));
+    if (wiped === 'skipped') warnings.push('the FAT partition is mounted, so the free space that held the preseed secrets was not overwritten');
+  }
+  // Described from the ext4 record, not from this call's result: a rerun after a crash
+  // finds the file already clean, and must record the same outcome.
+  const record = await readPreseedRecord(ctx.dataDir);
+  const stored = record?.mode === 'preseed' ? presentPreseedFields(record.settings) : [];
   await writeStepOutcome(ctx.dataDir, {
     step: 'scrub-preseed',
-    fields: result.state === 'scrubbed' ? result.removed : [],
+    fields: preseedSecretFields().filter((f) => stored.includes(f)),
     warnings,
-    result: result.state,
+    result: result.state === 'unreadable' ? 'unreadable' : 'done',
   });
 }

@@ -2,6 +2,7 @@ import { loadProfile, profileNames, ProfileError } from '../../../hardware/index
 import { buildImage, defaultBuildConfig } from '../../build/pipeline.ts';
 import type { RegisterCommand } from '../main.ts';
 import { ExitCode, MemuError } from '../exit-codes.ts';
+import { parseMirrorOptions } from './stack.ts';
 
 export const registerBuild: RegisterCommand = (program, run) => {
   program
@@ -13,12 +14,14 @@ export const registerBuild: RegisterCommand = (program, run) => {
     .option('--key <path>', 'ed25519 signing key (.key from `memu keygen`; default: $MEMU_SIGNING_KEY, else a local development key)')
     .option('--version <version>', 'release version recorded in the image (default: package.json version)')
     .option('--refresh-rootfs', 'ignore the cached root filesystem and build it afresh')
+    .option('--stack <dir>', 'container stack to install and preload: stack.yml (+ overrides) and images.lock.json, e.g. compose')
+    .option('--registry-mirror <from=to>', 'fetch images of registry FROM through TO while preloading (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--overlay <dir>', 'extra directory of files laid onto the root filesystem last (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addHelpText(
       'after',
       '\nOutputs in the output directory: <name>.img (raw, sparse), <name>.img.zst, <name>.bmap,\nmanifest.json and manifest.json.sig. Check them with `memu verify DIR`.\nSOURCE_DATE_EPOCH (default from package.json) makes the image byte-for-byte reproducible.',
     )
-    .action((profileName: string, opts: { out?: string; cacheDir?: string; key?: string; version?: string; refreshRootfs?: boolean; overlay: string[] }) =>
+    .action((profileName: string, opts: { out?: string; cacheDir?: string; key?: string; version?: string; refreshRootfs?: boolean; overlay: string[]; stack?: string; registryMirror: string[] }) =>
       run(async ({ log, progress }) => {
         let profile;
         try {
@@ -34,6 +37,8 @@ export const registerBuild: RegisterCommand = (program, run) => {
           version: opts.version,
           refreshRootfs: opts.refreshRootfs,
           extraOverlays: opts.overlay,
+          stackDir: opts.stack,
+          registryMirrors: parseMirrorOptions(opts.registryMirror),
         });
         const result = await buildImage(config, log, progress);
         const f = result.artifacts.files;
