@@ -15,7 +15,8 @@ export interface Agent {
 
 /** Builds the agent's modules and starts them in a fixed order (stopped in reverse). */
 export function createAgent(config: AgentConfig, log: Logger): Agent {
-  // Modules refer to each other through getters, so the start order below stays the only order.
+  // The stack waits for provisioning, and provisioning runs the stack's bring-up step:
+  // each refers to the other through a function, so the start order below stays the only order.
   let provisioning: ProvisioningModule;
   const stack = createStackModule(
     { stackDir: config.stackDir, dataDir: config.dataDir, dockerSocket: config.dockerSocket, provisioned: () => provisioning.done() },

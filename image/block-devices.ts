@@ -83,22 +83,38 @@ function descendants(n: LsblkNode): LsblkNode[] {
   return (n.children ?? []).flatMap((c) => [c, ...descendants(c)]);
 }
 
+interface MountEntry {
+  target: string;
+  source?: string;
+  'maj:min'?: string;
+}
+
+/** The mount holding `path`: the longest mount point that is `path` or a parent of it. */
+function mountHolding(path: string, mounts: MountEntry[]): MountEntry | undefined {
+  return mounts
+    .filter((m) => path === m.target || path.startsWith(m.target === '/' ? '/' : `${m.target}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
+}
+
 /** Device numbers and device paths of the filesystems holding /, /boot and friends. */
 async function systemDeviceIds(): Promise<{ majMin: Set<string>; paths: Set<string> }> {
   const majMin = new Set<string>();
   const paths = new Set<string>();
+  let mounts: MountEntry[] = [];
+  try {
+    // One listing of every mount; the mount holding each system path is picked from it.
+    const { stdout } = await execFileAsync('findmnt', ['-J', '-l', '-n', '-o', 'TARGET,SOURCE,MAJ:MIN']);
+    mounts = (JSON.parse(stdout) as { filesystems: MountEntry[] }).filesystems;
+  } catch {
+    // findmnt missing: the lsblk mount points and the device numbers below still count.
+  }
   await Promise.all(
     systemMountpoints.map(async (mount) => {
-      try {
-        const { stdout } = await execFileAsync('findmnt', ['-J', '-n', '-o', 'SOURCE,MAJ:MIN', '-T', mount]);
-        const fs = (JSON.parse(stdout) as { filesystems: Array<{ source?: string; 'maj:min'?: string }> }).filesystems[0];
-        if (fs?.['maj:min']) majMin.add(fs['maj:min']);
-        // btrfs subvolumes show as /dev/sda2[/@root].
-        const source = fs?.source?.replace(/\[.*\]$/, '');
-        if (source?.startsWith('/dev/')) paths.add(await realpath(source).catch(() => source));
-      } catch {
-        // findmnt missing or the path is not mounted: the lsblk mount points still count.
-      }
+      const fs = mountHolding(mount, mounts);
+      if (fs?.['maj:min']) majMin.add(fs['maj:min']);
+      // btrfs subvolumes show as /dev/sda2[/@root].
+      const source = fs?.source?.replace(/\[.*\]$/, '');
+      if (source?.startsWith('/dev/')) paths.add(await realpath(source).catch(() => source));
       try {
         // The device number of the filesystem itself, for when findmnt cannot tell.
         const { dev } = await stat(mount);

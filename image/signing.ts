@@ -15,8 +15,12 @@ export async function generateSigningKey(base: string): Promise<{ keyPath: strin
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const keyPath = `${base}.key`;
   const pubPath = `${base}.pub`;
-  await writeFileAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, exclusive: true });
-  await writeFileAtomic(pubPath, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, exclusive: true });
+  for (const [path, pem, mode] of [
+    [keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600],
+    [pubPath, publicKey.export({ type: 'spki', format: 'pem' }), 0o644],
+  ] as const) {
+    if (!(await writeFileAtomic(path, pem, { mode, noReplace: true }))) throw new Error(`${path} already exists; refusing to overwrite it`);
+  }
   return { keyPath, pubPath, keyId: keyIdOf(publicKey) };
 }
 

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { renderTemplate } from './template.ts';
 import { generateSynapseSigningKey } from './stack-secrets.ts';
 import { parseStackValues, templateContext, type StackValuesInput } from './stack-values.ts';
-import { fileIsCurrent, writeConfigFileAtomic, type FileOwner } from './write-config-file.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
+import { fileIsCurrent, type FileOwner } from './write-config-file.ts';
 
 /** Users inside the images that must read their config files (mode 0600). */
 export const SYNAPSE_USER: FileOwner = { uid: 991, gid: 991 };
@@ -126,7 +127,7 @@ export async function renderStackConfig(input: StackValuesInput, outDir: string,
     const path = join(outDir, spec.output);
     await mkdir(dirname(path), { recursive: true, mode: spec.secret ? 0o700 : 0o755 });
     const changed = !(await fileIsCurrent(path, content, spec.mode, spec.owner));
-    if (changed) await writeConfigFileAtomic(path, content, { mode: spec.mode, owner: spec.owner });
+    if (changed) await writeFileAtomic(path, content, { mode: spec.mode, owner: spec.owner });
     results.push({ path, mode: spec.mode, secret: spec.secret, changed, consumers: spec.consumers });
   }
 
@@ -151,12 +152,6 @@ async function ensureDirectory(path: string, mode: number, owner?: FileOwner): P
 }
 
 /** Writes a key file only if there is none; returns whether it created one. */
-async function createOnce(path: string, content: string, mode: number, owner: FileOwner): Promise<boolean> {
-  try {
-    await writeConfigFileAtomic(path, content, { mode, owner, exclusive: true });
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
+function createOnce(path: string, content: string, mode: number, owner: FileOwner): Promise<boolean> {
+  return writeFileAtomic(path, content, { mode, owner, noReplace: true });
 }

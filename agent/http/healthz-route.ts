@@ -6,6 +6,8 @@ import type { StackModuleStatus } from '../stack/stack-module.ts';
 export interface HealthzDeps {
   version: string;
   dataDir: string;
+  /** What first boot made of this device (mode, hostname, fields applied) — never secret values. */
+  device: () => Promise<unknown>;
   provisioning: () => ProvisioningState;
   stack: () => StackModuleStatus;
   bootIdPath?: string;
@@ -26,8 +28,16 @@ export const healthzRoute: FastifyPluginAsync<HealthzDeps> = async (app, deps) =
       bootId,
       uptimeSeconds: Math.round(process.uptime()),
       provisioning,
+      device: await deps.device().catch(() => undefined),
       data,
       stack: deps.stack(),
+      agent: { rssBytes: process.memoryUsage().rss, cpuSeconds: cpuSeconds() },
     };
   });
 };
+
+/** CPU time the agent has used since it started (user + system), for idle-cost checks. */
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}

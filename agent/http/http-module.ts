@@ -5,6 +5,7 @@ import type { AgentModule } from '../module.ts';
 import type { ProvisioningModule } from '../provisioning/provisioning-module.ts';
 import type { StackModule } from '../stack/stack-module.ts';
 import { healthzRoute } from './healthz-route.ts';
+import { provisioningSummary } from '../provisioning/steps/provisioning-summary.ts';
 
 export interface HttpModule extends AgentModule {
   /** The address actually bound (port 0 in tests picks a free one). */
@@ -19,7 +20,13 @@ export function createHttpModule(config: AgentConfig, log: Logger, deps: { provi
     name: 'http',
     async start() {
       const server = Fastify({ loggerInstance: log as FastifyBaseLogger });
-      await server.register(healthzRoute, { version: config.version, dataDir: config.dataDir, provisioning: deps.provisioning.status, stack: deps.stack.status });
+      await server.register(healthzRoute, {
+        version: config.version,
+        dataDir: config.dataDir,
+        device: () => provisioningSummary(config.dataDir),
+        provisioning: deps.provisioning.status,
+        stack: deps.stack.status,
+      });
       await server.listen({ host: config.listenHost, port: config.port });
       app = server;
       const addr = server.server.address();

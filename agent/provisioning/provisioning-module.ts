@@ -1,4 +1,9 @@
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runCommand } from '../run-command.ts';
+import { applyStoredDeviceSettings, writeHostname } from '../device-settings/apply-to-root.ts';
+import { createFirstBootSteps } from './steps/first-boot-steps.ts';
+import { preseedFatDevice } from './steps/first-boot-context.ts';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.ts';
 import type { AgentModule } from '../module.ts';
@@ -15,15 +20,33 @@ export interface ProvisioningModule extends AgentModule {
   done(): Promise<void>;
 }
 
-/** Steps other modules contribute after the built-in ones (e.g. the stack's bring-up). */
-export type ExtraSteps = () => ProvisioningStep[];
+/** Steps the stack module contributes (bring-stack-up); they run once the config is rendered. */
+export type StackSteps = () => ProvisioningStep[];
+
+const TAILSCALE_SOCKET = '/var/run/tailscale/tailscaled.sock';
+
+/** What the device's own tools do for the settings steps (tests use the file-only defaults). */
+function deviceEffects(config: AgentConfig) {
+  return {
+    rootDir: '/',
+    applyHostname: async (name: string) => {
+      await writeHostname('/', name);
+      await runCommand('hostnamectl', ['set-hostname', name]).catch(() => undefined);
+    },
+    reloadNetwork: async (iface: string) => {
+      await runCommand('systemctl', ['restart', `wpa_supplicant@${iface}.service`]).catch(() => undefined);
+      await runCommand('networkctl', ['reload']).catch(() => undefined);
+    },
+    sysClassNetDir: join(config.sysBlockDir, '..', 'net'),
+  };
+}
 
 /**
  * First-boot provisioning. The journal lives on the data partition, which systemd mounts
  * before the agent starts; without that mount nothing is provisioned and the reason is
  * reported (a device must never write its state onto a root slot).
  */
-export function createProvisioningModule(config: AgentConfig, log: Logger, extraSteps: ExtraSteps = () => []): ProvisioningModule {
+export function createProvisioningModule(config: AgentConfig, log: Logger, stackSteps: StackSteps = () => []): ProvisioningModule {
   let status: ProvisioningState = { state: 'pending', completed: [] };
   let markDone!: () => void;
   const donePromise = new Promise<void>((res) => (markDone = res));
@@ -40,10 +63,24 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, extra
       if (mounted !== geometry.device) {
         throw new Error(`the data partition ${geometry.device} is not mounted at ${config.dataDir} (found ${mounted ?? 'nothing'}); check var-lib-memu.mount and /etc/fstab`);
       }
+      const hasTemplates = await access(join(config.stackDir, 'templates')).then(() => true, () => false);
+      const firstBoot = createFirstBootSteps({
+        ...deviceEffects(config),
+        dataDir: config.dataDir,
+        fatDevice: await preseedFatDevice(layout, config.devDir),
+        tailscaleSocket: TAILSCALE_SOCKET,
+        composeDir: config.stackDir,
+        stackSteps: stackSteps(),
+      }).map((step) =>
+        // Only a stack that ships config templates (the family stack) has config to render.
+        step.name === 'render-stack-config' && !hasTemplates
+          ? { name: step.name, run: async (l: Logger) => l.info({ stackDir: config.stackDir }, 'the installed stack has no config templates; nothing to render') }
+          : step,
+      );
       steps = [
         { name: 'grow-data-partition', run: (l) => growDataPartition(data, paths, l) },
         { name: 'grow-data-filesystem', run: (l) => growDataFilesystem(data, paths, config.dataDir, l) },
-        ...extraSteps(),
+        ...firstBoot,
       ];
     } catch (err) {
       log.error({ err }, 'cannot provision');
@@ -52,7 +89,16 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, extra
     const journal = new ProvisioningJournal(join(config.dataDir, 'agent', 'provisioning.json'), steps, log);
     const poll = setInterval(() => (status = journal.current()), 200);
     try {
-      return await journal.run();
+      const result = await journal.run();
+      // Settings live on the data partition; a freshly updated root slot gets them here.
+      if (result.state === 'done') {
+        const changed = await applyStoredDeviceSettings(config.dataDir, deviceEffects(config)).catch((err: unknown) => {
+          log.warn({ err }, 'could not re-apply stored device settings');
+          return [];
+        });
+        if (changed.length) log.info({ changed }, 'stored device settings applied to this root slot');
+      }
+      return result;
     } finally {
       clearInterval(poll);
     }

@@ -2,11 +2,12 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { imageLockSchema, type Platform } from '../contracts/image-lock.ts';
+import { imageLockSchema, pinnedReference, type ImageLock, type Platform } from '../contracts/image-lock.ts';
 import { DEVICE_OVERRIDES, STACK_BASE_FILE, STACK_LOCK_FILE } from '../contracts/stack-files.ts';
 import type { AgentModule } from '../module.ts';
 import { parseEnvFile } from './compose-load.ts';
 import { createStackReconciler, type StackReconciler, type StackStatus } from './reconciler.ts';
+import type { ServiceStatus } from './service-status.ts';
 
 export interface StackModuleOptions {
   /** Where the image installed the stack (compose files, templates, lock). */
@@ -17,7 +18,14 @@ export interface StackModuleOptions {
   provisioned: () => Promise<void>;
 }
 
-export type StackModuleStatus = { state: 'none'; reason: string } | ({ state: 'present' } & StackStatus);
+/** Seconds from the start of the bring-up step: what first boot spends where. */
+export interface BringUpTimings {
+  dockerReadySeconds: number;
+  imagesAvailableSeconds: number;
+  stackUpSeconds: number;
+}
+
+export type StackModuleStatus = { state: 'none'; reason: string } | ({ state: 'present'; bringUp?: BringUpTimings } & StackStatus);
 
 export interface StackModule extends AgentModule {
   status(): StackModuleStatus;
@@ -50,6 +58,7 @@ async function applicableComposeFiles(stackDir: string): Promise<string[]> {
 export function createStackModule(opts: StackModuleOptions, log: Logger): StackModule {
   let reconciler: StackReconciler | undefined;
   let absentReason: string | undefined;
+  let bringUpTimings: BringUpTimings | undefined;
   let stopped = false;
 
   const variables = async (): Promise<Record<string, string>> => {
@@ -92,22 +101,30 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
     },
     status() {
       if (absentReason) return { state: 'none', reason: absentReason };
-      return { state: 'present', ...(reconciler?.status() ?? { converged: false, services: {} }) };
+      return { state: 'present', bringUp: bringUpTimings, ...(reconciler?.status() ?? { converged: false, services: {} }) };
     },
     async bringUp(stepLog, timeoutMs = 15 * 60_000) {
       const r = await ensureReconciler();
       if (!r) return;
-      const deadline = Date.now() + timeoutMs;
+      const started = Date.now();
+      const seconds = () => (Date.now() - started) / 1000;
+      const deadline = started + timeoutMs;
       await waitForDocker(opts.dockerSocket, deadline);
+      const dockerReadySeconds = seconds();
+      const lock = imageLockSchema.parse(JSON.parse(await readFile(join(opts.stackDir, STACK_LOCK_FILE), 'utf8')));
+      await requirePreloadedImages(opts.dockerSocket, lock, stepLog);
+      const imagesAvailableSeconds = seconds();
       for (;;) {
         const result = await r.reconcileOnce({ timeLimitMs: Math.max(10_000, Math.min(120_000, deadline - Date.now())) });
-        if (result.converged) {
-          stepLog.info({ services: Object.keys(result.services).length, ms: result.durationMs }, 'stack is up');
+        // Converged means no steps are left; up also means every healthcheck has passed.
+        if (result.converged && Object.values(result.services).every(isServiceUp)) {
+          bringUpTimings = { dockerReadySeconds, imagesAvailableSeconds, stackUpSeconds: seconds() };
+          stepLog.info({ services: Object.keys(result.services).length, ...bringUpTimings }, 'stack is up');
           return;
         }
         if (Date.now() >= deadline) {
           const notUp = Object.entries(result.services)
-            .filter(([, s]) => s.state !== 'healthy' && s.state !== 'running')
+            .filter(([, s]) => !isServiceUp(s))
             .map(([name, s]) => `${name}: ${s.state}`);
           throw new Error(`the stack did not come up within ${Math.round(timeoutMs / 1000)} s (${result.error ?? notUp.join(', ')})`);
         }
@@ -116,6 +133,11 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
       }
     },
   };
+}
+
+/** Up: healthy, or running without a healthcheck, or a one-shot job that finished well. */
+export function isServiceUp(s: ServiceStatus): boolean {
+  return s.state === 'healthy' || s.state === 'running' || (s.state === 'exited' && s.exitCode === 0);
 }
 
 /** Docker starts after the data partition is mounted; wait for its API. */
@@ -132,4 +154,19 @@ async function waitForDocker(socketPath: string, deadline: number): Promise<void
     }
   }
   throw new Error(`Docker did not answer on ${socketPath}: ${last}`);
+}
+
+/**
+ * Checks every locked image for this platform is in Docker (preloaded at build time).
+ * Missing ones are only logged: the reconciler reports them per service with the reason.
+ */
+async function requirePreloadedImages(socketPath: string, lock: ImageLock, log: Logger): Promise<void> {
+  const docker = new Docker({ socketPath });
+  const platform = nodePlatform();
+  const missing: string[] = [];
+  for (const reference of Object.keys(lock.images)) {
+    const pinned = pinnedReference(lock, reference, platform);
+    await docker.getImage(pinned).inspect().catch(() => missing.push(pinned));
+  }
+  if (missing.length) log.warn({ missing }, 'locked images missing from Docker; the stack cannot start them without a registry');
 }

@@ -36,6 +36,8 @@ export const BASE_PACKAGES = [
   'dosfstools',
   'procps',
   'openssh-server',
+  // /usr/share/zoneinfo for the preseeded time zone.
+  'tzdata',
 ] as const;
 
 /**

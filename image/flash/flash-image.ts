@@ -56,6 +56,7 @@ export interface FlashResult {
   partitionTableReread?: boolean;
 }
 
+// I/O shape; MEMU_FLASH_CHUNK_KB, _BUFFERS, _READ_AHEAD and _SYNC_MB override it for measuring on new hardware.
 const tuning = (name: string, fallback: number): number => Number(process.env[`MEMU_FLASH_${name}`] ?? fallback);
 const chunkBytes = tuning('CHUNK_KB', 4096) * 1024;
 const bufferCount = tuning('BUFFERS', 8);
@@ -274,9 +275,16 @@ export async function flashImage(opts: FlashOptions): Promise<FlashResult> {
         const total = extents.reduce((n, x) => n + x.length, 0);
         const reader = await openTargetForRead(targetPath, kind, { bufferCount: readAhead + 1, bufferSize: chunkBytes, useDirect: opts.direct ?? true, probePosition: extents[0]?.start ?? 0 });
         verifiedDirect = reader.direct;
-        // Direct reads bypass the page cache by themselves. Buffered ones (and any single read
-        // that falls back) must not be served from it: drop what it holds of the target.
-        await dropTargetCache(targetPath, kind);
+        // Direct reads bypass the page cache by themselves. Buffered reads (all of them, or a
+        // single one standing in for a refused direct read) must not be served from it: drop
+        // what it holds of the target first.
+        let dropped: Promise<boolean> | undefined;
+        const dropCache = async (): Promise<void> => {
+          dropped ??= dropTargetCache(targetPath, kind);
+          await dropped;
+        };
+        if (reader.direct) reader.beforeBufferedFallback = dropCache;
+        else await dropCache();
         log.debug({ ms: Math.round(performance.now() - started), direct: reader.direct }, 'target opened for read-back');
         try {
           progress.stage('verify', total);

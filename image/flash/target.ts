@@ -28,6 +28,8 @@ export interface TargetIo {
   readonly bufferedFd: number;
   readonly directFd?: number;
   readonly buffers: IoBuffer[];
+  /** Runs once before the first buffered read that stands in for a refused direct one (read-back drops the cache there). */
+  beforeBufferedFallback?: () => Promise<void>;
 }
 
 /** Opens `path` once the caller has decided it may be written. A regular file is created or emptied. */
@@ -143,6 +145,7 @@ export async function readFully(t: TargetIo, buf: Buffer, length: number, positi
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (useDirect && e.code === 'EINVAL') {
+        await t.beforeBufferedFallback?.();
         ({ bytesRead } = await preadAsync(t.bufferedFd, buf, done, length - done, position + done).catch((e2: NodeJS.ErrnoException) => {
           throw new MemuError(`reading back ${t.path} failed at byte ${position + done}: ${e2.message}`, ExitCode.verifyFailed, 'the drive may be failing or was removed: try another drive');
         }));

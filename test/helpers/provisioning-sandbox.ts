@@ -1,4 +1,6 @@
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,7 +8,7 @@ import pino, { type Logger } from 'pino';
 import { ProvisioningJournal, type ProvisioningState } from '../../agent/provisioning/journal.ts';
 import { createFirstBootSteps, type FirstBootContext } from '../../agent/provisioning/steps/first-boot-steps.ts';
 import { firstBootPaths } from '../../agent/provisioning/steps/first-boot-context.ts';
-import { makeGptDisk, putFatFile } from './fat-disk.ts';
+import { makeGptDisk } from './fat-disk.ts';
 
 /**
  * A device in a temp dir for the first-boot steps: a real GPT disk image with a real
@@ -19,6 +21,8 @@ import { makeGptDisk, putFatFile } from './fat-disk.ts';
  * runs the real ProvisioningJournal over createFirstBootSteps(); with
  * MEMU_TEST_CRASH_AT=<fault point> it SIGKILLs itself when a step reaches that point.
  */
+const execFileAsync = promisify(execFile);
+
 export interface ProvisioningSandbox {
   dir: string;
   dataDir: string;
@@ -50,7 +54,13 @@ export async function createProvisioningSandbox(opts: { preseed?: string | Buffe
   await mkdir(join(sandbox.sysClassNetDir, 'eth0'), { recursive: true });
   await mkdir(join(sandbox.sysClassNetDir, 'wlp2s0', 'wireless'), { recursive: true });
   await mkdir(sandbox.dataDir, { recursive: true });
-  if (opts.preseed !== undefined) await putFatFile(disk, sandbox.fatOffset, 'memu-preseed.json', opts.preseed);
+  if (opts.preseed !== undefined) {
+    // From a file rather than stdin: mcopy may stop reading a pipe early (EPIPE) for large input.
+    const source = join(dir, 'preseed-source.json');
+    await writeFile(source, opts.preseed);
+    await execFileAsync('mcopy', ['-o', '-i', `${disk}@@${sandbox.fatOffset}`, source, '::/memu-preseed.json'], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+    await rm(source);
+  }
   await writeFile(join(dir, 'sandbox.json'), JSON.stringify(sandbox));
   return sandbox;
 }

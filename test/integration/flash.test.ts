@@ -187,42 +187,45 @@ describe.skipIf(!hasLoop)('flashing to a loop block device', () => {
     expect((await readRange(device, gapStart, 64)).toString()).toMatch(/MEMU-UNTOUCHED-/);
   });
 
-  it('catches a change the page cache hides: the device cache still shows the right bytes, the medium does not', async () => {
-    const badOffset = image.extents[2]!.start + 4096 * 3 + 7;
-    let cachedLooksRight = false;
-    // Held open through verification: the kernel drops a block device's cache on its last close.
-    let holder: Awaited<ReturnType<typeof open>> | undefined;
-    try {
-      const err = await flashError({
-        image: image.path,
-        target: device,
-        yes: true,
-        log,
-        testHooks: {
-          afterWrite: async (path) => {
-            holder = await open(path, 'r');
-            // Fill the device's page cache with the correct bytes...
-            const before = Buffer.alloc(4096);
-            await holder.read(before, 0, 4096, badOffset - 7);
-            // ...then change the medium behind it (the loop device's backing file).
-            const fh = await open(backing, 'r+');
-            await fh.write(Buffer.from([before[7]! ^ 0xff]), 0, 1, badOffset);
-            await fh.sync();
-            await fh.close();
-            // A naive read-back through the cache still sees the image's data.
-            const again = Buffer.alloc(4096);
-            await holder.read(again, 0, 4096, badOffset - 7);
-            cachedLooksRight = again.equals(before);
+  for (const direct of [true, false]) {
+    it(`catches a change the page cache hides (${direct ? 'O_DIRECT read-back' : '--no-direct: buffered read-back after dropping the cache'})`, async () => {
+      const badOffset = image.extents[2]!.start + 4096 * 3 + 7;
+      let cachedLooksRight = false;
+      // Held open through verification: the kernel drops a block device's cache on its last close.
+      let holder: Awaited<ReturnType<typeof open>> | undefined;
+      try {
+        const err = await flashError({
+          image: image.path,
+          target: device,
+          yes: true,
+          direct,
+          log,
+          testHooks: {
+            afterWrite: async (path) => {
+              holder = await open(path, 'r');
+              // Fill the device's page cache with the correct bytes...
+              const before = Buffer.alloc(4096);
+              await holder.read(before, 0, 4096, badOffset - 7);
+              // ...then change the medium behind it (the loop device's backing file).
+              const fh = await open(backing, 'r+');
+              await fh.write(Buffer.from([before[7]! ^ 0xff]), 0, 1, badOffset);
+              await fh.sync();
+              await fh.close();
+              // A naive read-back through the cache still sees the image's data.
+              const again = Buffer.alloc(4096);
+              await holder.read(again, 0, 4096, badOffset - 7);
+              cachedLooksRight = again.equals(before);
+            },
           },
-        },
-      });
-      expect(cachedLooksRight).toBe(true);
-      expect(err.exitCode).toBe(ExitCode.verifyFailed);
-      expect(err.message).toContain(`at byte ${badOffset}`);
-    } finally {
-      await holder?.close();
-    }
-  });
+        });
+        expect(cachedLooksRight).toBe(true);
+        expect(err.exitCode).toBe(ExitCode.verifyFailed);
+        expect(err.message).toContain(`at byte ${badOffset}`);
+      } finally {
+        await holder?.close();
+      }
+    });
+  }
 });
 
 describe('bad input is refused with a clear error and exit code 2', () => {

@@ -1,8 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDirectory } from '../../atomic-file.ts';
-import { writeConfigFileAtomic, type FileOwner } from '../../config-templates/write-config-file.ts';
+import { fsyncDirectory, writeFileAtomic, type FileOwner } from '../../atomic-file.ts';
 
 /**
  * File writes for provisioning state that must survive a power cut at any instant.
@@ -40,7 +38,7 @@ export async function removeStaleTemporaryFiles(
 /** Writes a whole file atomically with an exact mode (and owner as root). */
 export async function writeFileDurably(path: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-  await writeConfigFileAtomic(path, data, { mode, owner });
+  await writeFileAtomic(path, data, { mode, owner });
 }
 
 export async function writeJsonDurably(path: string, value: unknown, mode = 0o644): Promise<void> {
@@ -82,31 +80,12 @@ export async function createFileOnce(
 ): Promise<{ content: string; created: boolean }> {
   const existing = await readTextIfPresent(path);
   if (existing !== undefined) return { content: existing, created: false };
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex').replace(/[^0-9a-z]/g, '')}`);
-  const fd = await open(tmp, 'wx', 0o600);
-  try {
-    await fd.chmod(opts.mode);
-    if (opts.owner && process.getuid?.() === 0) await fd.chown(opts.owner.uid, opts.owner.gid);
-    await fd.writeFile(content);
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-  await opts.checkpoint?.('after-tmp-write');
-  let created = true;
-  try {
-    await link(tmp, path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
-    created = false;
-  }
-  await opts.checkpoint?.('after-link');
-  await unlink(tmp);
-  await fsyncDirectory(dir);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const created = await writeFileAtomic(path, content, {
+    mode: opts.mode,
+    owner: opts.owner,
+    noReplace: true,
+    checkpoint: (point) => opts.checkpoint?.(point === 'written' ? 'after-tmp-write' : 'after-link') ?? Promise.resolve(),
+  });
   return created ? { content, created } : { content: await readFile(path, 'utf8'), created };
 }

@@ -1,4 +1,7 @@
 import { join } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import type { DiskLayout } from '../../contracts/disk-layout.ts';
+import type { ProvisioningStep } from '../journal.ts';
 import type { StackValuesInput } from '../../config-templates/stack-values.ts';
 
 /**
@@ -39,7 +42,7 @@ export interface FirstBootContext {
    * (register-preloaded-images, bring-stack-up): tailscaled runs in the stack
    * (compose service memu_tailscale), so its socket exists only once the stack is up.
    */
-  stackSteps?: readonly import('../journal.ts').ProvisioningStep[];
+  stackSteps?: readonly ProvisioningStep[];
   /**
    * Test hook: called at named points inside steps (`<step>:begin`, `<step>:done`,
    * `device-secrets:after-tmp-write` …) so a crash test can kill the process exactly
@@ -66,4 +69,16 @@ export function firstBootPaths(dataDir: string) {
 
 export async function fault(ctx: FirstBootContext, point: string): Promise<void> {
   if (ctx.faultInjection) await ctx.faultInjection(point);
+}
+
+/**
+ * The FAT partition holding the preseed: the layout's first vfat partition (the ESP on
+ * x86-64, "bootconfig" on a Pi 5), as its real device node. The by-partuuid link is
+ * resolved because the mounted-partition checks compare against lsblk's node paths.
+ */
+export async function preseedFatDevice(layout: DiskLayout, devDir = '/dev'): Promise<string | undefined> {
+  const fat = [...layout.partitions].sort((a, b) => a.number - b.number).find((p) => p.filesystem === 'vfat');
+  if (!fat) return undefined;
+  const link = join(devDir, 'disk', 'by-partuuid', fat.partUuid.toLowerCase());
+  return realpath(link).catch(() => link);
 }
