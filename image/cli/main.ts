@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, MemuError } from './exit-codes.ts';
 import { createCliContext, type CliContext } from './context.ts';
-import { commands } from './commands/index.ts';
+import { loadCommands } from './commands/index.ts';
 
 /**
  * The `memu` host CLI. Each subcommand lives in `commands/` and registers itself;
@@ -22,7 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     ctx ??= createCliContext(program.opts<{ json?: boolean; logLevel?: string }>());
     return ctx;
   };
-  for (const register of commands) {
+  for (const register of await loadCommands(argv)) {
     register(program, async (run) => {
       exitCode = await run(getContext());
     });

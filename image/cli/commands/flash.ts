@@ -5,6 +5,7 @@ import { formatBytes } from '../../progress.ts';
 import { flashImage } from '../../flash/flash-image.ts';
 import { createJsonLinesProgress } from '../../flash/json-progress.ts';
 import type { BlockDevice } from '../../block-devices.ts';
+import { loadPreseedSettings, writePreseed } from '../../preseed/write.ts';
 
 interface FlashCliOptions {
   bmap?: string;
@@ -13,6 +14,7 @@ interface FlashCliOptions {
   unmount?: boolean;
   allowPartition?: boolean;
   direct: boolean;
+  preseed?: string;
 }
 
 /** Asks on the terminal; the person must type the drive's name, so a stray Enter erases nothing. */
@@ -46,6 +48,7 @@ export const registerFlash: RegisterCommand = (program, run) => {
     .option('-y, --yes', 'do not ask before overwriting a drive (for scripts and factory stations)')
     .option('--unmount', "unmount the drive's mounted partitions first instead of refusing")
     .option('--allow-partition', 'allow writing into a partition instead of a whole drive')
+    .option('--preseed <settings.json>', 'after flashing, write these first-boot settings onto the drive (validated before anything is written; see docs/preseed.md)')
     .option('--no-direct', 'use buffered I/O instead of O_DIRECT (for drives that mishandle direct I/O)')
     .addHelpText(
       'after',
@@ -61,6 +64,8 @@ Exit codes: 0 ok, 2 bad or corrupt input (image, bmap), 3 missing tool or permis
       run(async (ctx) => {
         const progress = ctx.json ? createJsonLinesProgress((l) => process.stdout.write(l)) : ctx.progress;
         const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !ctx.json;
+        // Bad settings are refused before the drive is touched, not after a long flash.
+        const settings = opts.preseed ? await loadPreseedSettings({ settingsFile: opts.preseed }) : undefined;
         try {
           const result = await flashImage({
             image,
@@ -75,12 +80,14 @@ Exit codes: 0 ok, 2 bad or corrupt input (image, bmap), 3 missing tool or permis
             allowPartition: Boolean(opts.allowPartition),
             direct: opts.direct,
           });
+          const preseeded = settings ? await writePreseed({ target, settings, log: ctx.log }) : undefined;
           if (ctx.json) {
-            process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
+            process.stdout.write(`${JSON.stringify({ type: 'result', ...result, ...(preseeded ? { preseed: preseeded } : {}) })}\n`);
           } else {
             process.stdout.write(
               `flashed ${result.image} to ${result.target}: ${formatBytes(result.bytesWritten)} written of a ${formatBytes(result.imageSize)} image in ${result.seconds.toFixed(1)}s` +
-                `${result.verified ? ', verified by reading back' : ', NOT verified (--no-verify)'}\n`,
+                `${result.verified ? ', verified by reading back' : ', NOT verified (--no-verify)'}` +
+                `${preseeded ? `; first-boot settings written to partition ${preseeded.partition}` : ''}\n`,
             );
           }
           return ExitCode.ok;

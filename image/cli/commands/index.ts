@@ -1,21 +1,23 @@
 import type { RegisterCommand } from '../main.ts';
-import { registerBuild } from './build.ts';
-import { registerVerify } from './verify.ts';
-import { registerVm } from './vm.ts';
-import { registerDevices } from './devices.ts';
-import { registerFlash } from './flash.ts';
-import { registerPreseed } from './preseed.ts';
-import { registerStack } from './stack.ts';
-import { registerKeygen } from './keygen.ts';
 
-/** Every `memu` subcommand, in the order `memu --help` lists them. */
-export const commands: RegisterCommand[] = [
-  registerBuild,
-  registerVerify,
-  registerVm,
-  registerDevices,
-  registerFlash,
-  registerPreseed,
-  registerStack,
-  registerKeygen,
-];
+/**
+ * Every `memu` subcommand, in the order `memu --help` lists them, loaded on demand: a
+ * factory station running `memu flash` should not pay for dockerode or esbuild at start-up.
+ */
+export const commandLoaders: Record<string, () => Promise<RegisterCommand>> = {
+  build: async () => (await import('./build.ts')).registerBuild,
+  verify: async () => (await import('./verify.ts')).registerVerify,
+  vm: async () => (await import('./vm.ts')).registerVm,
+  devices: async () => (await import('./devices.ts')).registerDevices,
+  flash: async () => (await import('./flash.ts')).registerFlash,
+  preseed: async () => (await import('./preseed.ts')).registerPreseed,
+  stack: async () => (await import('./stack.ts')).registerStack,
+  keygen: async () => (await import('./keygen.ts')).registerKeygen,
+};
+
+/** The commands to register for this command line: just the one named, or all (for help). */
+export async function loadCommands(argv: string[]): Promise<RegisterCommand[]> {
+  const named = argv.slice(2).find((a) => !a.startsWith('-') && a in commandLoaders);
+  const names = named ? [named] : Object.keys(commandLoaders);
+  return Promise.all(names.map((n) => commandLoaders[n]!()));
+}
