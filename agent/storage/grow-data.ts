@@ -1,4 +1,4 @@
-import { readFile, realpath, statfs } from 'node:fs/promises';
+import { readdir, readFile, realpath, statfs } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LayoutPartition } from '../contracts/disk-layout.ts';
@@ -33,28 +33,44 @@ async function readNumber(path: string): Promise<number> {
   return Number((await readFile(path, 'utf8')).trim());
 }
 
-/** Finds the data partition by its PARTUUID and reads its geometry from sysfs. */
+/**
+ * Finds the data partition through the kernel's own view (sysfs: a partition whose
+ * PARTNAME is the layout's label, on the same disk as the root filesystem) and reads its
+ * geometry there. Not through udev's /dev/disk links: those are re-created, and briefly
+ * missing, each time the partition table changes.
+ */
 export async function readDataPartition(part: LayoutPartition, paths: BlockPaths): Promise<DataPartitionGeometry> {
-  const link = join(paths.devDir, 'disk', 'by-partuuid', part.partUuid.toLowerCase());
-  // udev recreates the link after a partition changes; give it a moment before giving up.
-  let device: string | undefined;
-  for (let attempt = 0; attempt < 30 && !device; attempt++) {
-    device = await realpath(link).catch(() => undefined);
-    if (!device) await new Promise((r) => setTimeout(r, 1000));
+  const candidates: { name: string; disk: string }[] = [];
+  for (const name of await readdir(paths.sysBlockDir)) {
+    const uevent = await readFile(join(paths.sysBlockDir, name, 'uevent'), 'utf8').catch(() => '');
+    if (!/^DEVTYPE=partition$/m.test(uevent) || !uevent.split('\n').includes(`PARTNAME=${part.label}`)) continue;
+    // /sys/class/block/vda4 links to .../block/vda/vda4: the parent directory is the disk.
+    candidates.push({ name, disk: basename(dirname(await realpath(join(paths.sysBlockDir, name)))) });
   }
-  if (!device) throw new Error(`data partition ${part.label} (PARTUUID ${part.partUuid}) is not present: ${link} does not exist`);
-  const name = basename(device);
-  const sysPart = join(paths.sysBlockDir, name);
-  // /sys/class/block/vda4 links to .../block/vda/vda4: the parent directory is the disk.
-  const diskName = basename(dirname(await realpath(sysPart)));
+  const rootDisk = await diskOfRoot(paths.sysBlockDir);
+  const found = candidates.find((c) => c.disk === rootDisk) ?? (candidates.length === 1 ? candidates[0] : undefined);
+  if (!found) {
+    const where = candidates.length ? `${candidates.length} partitions are labelled ${part.label}, none on the root disk ${rootDisk ?? '(unknown)'}` : `no partition is labelled ${part.label}`;
+    throw new Error(`data partition ${part.label} (PARTUUID ${part.partUuid}) is not present: ${where}`);
+  }
+  const sysPart = join(paths.sysBlockDir, found.name);
   return {
-    device,
-    disk: join(paths.devDir, diskName),
+    device: join(paths.devDir, found.name),
+    disk: join(paths.devDir, found.disk),
     partitionNumber: await readNumber(join(sysPart, 'partition')),
     startSector: await readNumber(join(sysPart, 'start')),
     sizeSectors: await readNumber(join(sysPart, 'size')),
-    diskSectors: await readNumber(join(paths.sysBlockDir, diskName, 'size')),
+    diskSectors: await readNumber(join(paths.sysBlockDir, found.disk, 'size')),
   };
+}
+
+/** The disk holding `/`, from the root mount's device number. */
+async function diskOfRoot(sysBlockDir: string): Promise<string | undefined> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const root = mountinfo.split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/');
+  if (!root?.[2]) return undefined;
+  const dev = await realpath(join(sysBlockDir, '..', '..', 'dev', 'block', root[2])).catch(() => undefined);
+  return dev ? basename(dirname(dev)) : undefined;
 }
 
 /** Sectors the partition could still gain: up to the last whole MiB before the backup GPT. */

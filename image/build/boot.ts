@@ -31,7 +31,9 @@ export function fstab(layout: DiskLayout): string {
     '# The root slot comes from the kernel command line (root=PARTUUID=...).',
     // nofail: a device whose data partition is broken still boots far enough for the
     // agent to report it; docker.service requires the mount, so it will not start.
-    `PARTUUID=${data.partUuid} /var/lib/memu ext4 defaults,noatime,nofail,x-systemd.device-timeout=60s 0 2`,
+    // device-bound=false: growing the partition on first boot makes udev re-create its
+    // /dev/disk links, and a mount bound to the link would be stopped (with Docker) then.
+    `PARTUUID=${data.partUuid} /var/lib/memu ext4 defaults,noatime,nofail,x-systemd.device-timeout=60s,x-systemd.device-bound=false 0 2`,
   ];
   const esp = layout.partitions.find((p) => p.role === 'esp');
   if (esp) lines.push(`PARTUUID=${esp.partUuid} /boot/efi vfat umask=0077,noauto,x-systemd.automount,x-systemd.idle-timeout=60 0 2`);

@@ -62,7 +62,7 @@ export async function writeTestStack(registry: TestRegistry, dir: string): Promi
 }
 
 export interface StackHealthz {
-  provisioning: { state: string; step?: string; ranThisBoot?: string[] };
+  provisioning: { state: string; step?: string; completed?: string[]; ranThisBoot?: string[] };
   stack: {
     state: string;
     converged?: boolean;

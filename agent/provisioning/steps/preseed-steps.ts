@@ -76,15 +76,17 @@ export async function scrubPreseedStep(ctx: FirstBootContext, log: Logger): Prom
   if (result.state === 'failed') throw new Error(`scrubbing the preseed secrets from the FAT partition failed: ${result.reason}`);
   await fault(ctx, 'scrub-preseed:after-scrub');
   const warnings = result.state === 'unreadable' ? [`preseed secrets not scrubbed: ${result.reason}`] : [];
-  if (result.state !== 'unreadable') {
-    // The deleted file's clusters still hold the secrets until overwritten.
+  // Described from the ext4 record, not from this call's result: a rerun after a crash
+  // finds the file already clean, and must record the same outcome (and still wipe).
+  const record = await readPreseedRecord(ctx.dataDir);
+  const stored = record?.mode === 'preseed' ? presentPreseedFields(record.settings) : [];
+  const hadSecrets = result.state === 'scrubbed' || preseedSecretFields().some((f) => stored.includes(f));
+  if (result.state !== 'unreadable' && hadSecrets) {
+    // The deleted file's clusters still hold the secrets until overwritten. Without
+    // secrets there is nothing to hide, and no reason to write the whole partition.
     const wiped = await wipeFatFreeSpace(ctx.fatDevice, log, (point) => fault(ctx, `scrub-preseed:${point}`));
     if (wiped === 'skipped') warnings.push('the FAT partition is mounted, so the free space that held the preseed secrets was not overwritten');
   }
-  // Described from the ext4 record, not from this call's result: a rerun after a crash
-  // finds the file already clean, and must record the same outcome.
-  const record = await readPreseedRecord(ctx.dataDir);
-  const stored = record?.mode === 'preseed' ? presentPreseedFields(record.settings) : [];
   await writeStepOutcome(ctx.dataDir, {
     step: 'scrub-preseed',
     fields: preseedSecretFields().filter((f) => stored.includes(f)),

@@ -1,0 +1,13 @@
+import { loadProfile } from '/work/main/hardware/index.ts';
+import { createHostLogger } from '/work/main/image/log.ts';
+import { startVm, waitForHealthz } from '/work/main/image/vm/run-vm.ts';
+const log = createHostLogger({ json: true, level: 'warn' });
+const vm = await startVm({ image: '/var/tmp/dbg-out2/memu-qemu-amd64-0.1.0.img', profile: loadProfile('qemu-amd64'), workDir: '/var/tmp/dbg-vm2', diskSizeBytes: 8 * 1024 ** 3, noNetwork: true, agentPort: 18486, httpPort: 18487, log });
+const during = await waitForHealthz(18486, 900_000, (b: any) => b.provisioning.state === 'running' && b.provisioning.step === 'bring-stack-up');
+console.log('DURING', JSON.stringify(during.provisioning));
+await vm.reset();
+console.log('RESET at', new Date().toISOString());
+const after = await waitForHealthz(18486, 900_000, (b: any) => b.provisioning.state === 'done' || b.provisioning.state === 'failed');
+console.log('AFTER', JSON.stringify(after.provisioning), JSON.stringify(after.stack).slice(0, 300));
+await new Promise((r) => setTimeout(r, 150_000));
+await vm.stop(30_000);
