@@ -3,17 +3,18 @@ import { realpath } from 'node:fs/promises';
 import type { DiskLayout } from '../../contracts/disk-layout.ts';
 import type { ProvisioningStep } from '../journal.ts';
 import type { StackValuesInput } from '../../config-templates/stack-values.ts';
+import type { RootEffects } from '../../device-settings/apply-to-root.ts';
 
 /**
  * Everything the first-boot steps touch, as data: on the device these are the real
  * paths and effects; tests point them into a temporary directory and run unprivileged
  * with respect to the host (nothing outside `rootDir` and `dataDir` is written).
+ * The root effects (rootDir, hostname/time-zone/network hooks) are RootEffects: on the
+ * device they call hostnamectl and friends; tests leave them to the file-only defaults.
  */
-export interface FirstBootContext {
+export interface FirstBootContext extends RootEffects {
   /** Mount point of the ext4 data partition (`/var/lib/memu`). */
   dataDir: string;
-  /** `/` on the device; a temp dir in tests. /etc/hostname, /etc/localtime, /root/.ssh … are written under it. */
-  rootDir: string;
   /**
    * Block device (or image, or mounted directory) holding the FAT with memu-preseed.json:
    * the layout's first vfat partition. Undefined when the layout has none (wizard mode).
@@ -21,16 +22,6 @@ export interface FirstBootContext {
   fatDevice: string | undefined;
   /** tailscaled's LocalAPI socket (`/var/run/tailscale/tailscaled.sock`). */
   tailscaleSocket: string;
-  /** Default: writes rootDir/etc/hostname. On the device pass one that also runs `hostnamectl set-hostname`. */
-  applyHostname?: (name: string) => Promise<void>;
-  /** Default: rootDir/etc/localtime symlink + rootDir/etc/timezone. On the device `timedatectl set-timezone` also works. */
-  applyTimezone?: (zone: string) => Promise<void>;
-  /** Called after the Wi-Fi files changed (device: `systemctl restart wpa_supplicant@IF` + `networkctl reload`). Default: nothing. */
-  reloadNetwork?: (wifiInterface: string) => Promise<void>;
-  /** The wireless interface; default: the first /sys/class/net/X with a `wireless` entry, else `wlan0`. */
-  wifiInterface?: string;
-  /** Where to look for wireless interfaces; default `/sys/class/net`. */
-  sysClassNetDir?: string;
   /** Stack value overrides (ports, front door, postgres sizing); device name/hostname/timezone/paths/secrets are filled in. */
   stackValues?: Partial<Omit<StackValuesInput, 'device' | 'secrets'>>;
   /** compose/ (templates); default: renderStackConfig's own default ($MEMU_COMPOSE_DIR or the repo's). */
