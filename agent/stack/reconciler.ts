@@ -18,6 +18,9 @@ import {
 import type { ServiceStatus } from './service-status.ts';
 import { describeStep, isWaitStep, stepTarget, type Step } from './steps.ts';
 
+/** Container events that change the current state (Docker matches health_status by prefix). */
+const STATE_EVENTS = ['create', 'start', 'restart', 'die', 'stop', 'kill', 'oom', 'destroy', 'pause', 'unpause', 'rename', 'update', 'health_status'] as const;
+
 export interface StackReconcilerOptions {
   docker: Dockerode;
   log: Logger;
@@ -299,7 +302,9 @@ export function createStackReconciler(options: StackReconcilerOptions): StackRec
     if (!running) return;
     try {
       const project = options.projectName ?? (await resolveInputs()).desired.project;
-      const stream = await docker.getEvents({ filters: { type: ['container'], ...stackFilter(project) } });
+      // Only events that change what the planner sees: healthchecks alone emit exec_* events
+      // every few seconds per service, which must not wake the loop.
+      const stream = await docker.getEvents({ filters: { type: ['container'], event: [...STATE_EVENTS], ...stackFilter(project) } });
       if (!running) {
         (stream as unknown as { destroy?: () => void }).destroy?.();
         return;
