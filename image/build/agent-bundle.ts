@@ -1,9 +1,32 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * dockerode loads gRPC and protobufjs (BuildKit sessions for image builds) and
+ * docker-modem loads ssh2 (Docker over SSH) at start-up. The agent does neither: it talks
+ * to the local socket. On a device where the agent's budget is 80 MB, those modules are
+ * replaced by stubs that say so if anything ever calls them.
+ */
+const UNUSED_DOCKER_FEATURES: { importer: RegExp; request: RegExp; feature: string }[] = [
+  { importer: /dockerode[\\/]lib[\\/]/, request: /^\.\/(session|buildkit)$/, feature: 'BuildKit builds' },
+  { importer: /docker-modem[\\/]lib[\\/]/, request: /^\.\/ssh$/, feature: 'Docker over SSH' },
+];
+const dockerodeWithoutUnusedFeatures: Plugin = {
+  name: 'dockerode-without-unused-features',
+  setup(build) {
+    for (const { importer, request, feature } of UNUSED_DOCKER_FEATURES) {
+      build.onResolve({ filter: request }, (args) => (importer.test(args.importer) ? { path: feature, namespace: 'memu-stub' } : undefined));
+    }
+    build.onLoad({ filter: /.*/, namespace: 'memu-stub' }, (args) => ({
+      contents: `module.exports = function () { throw new Error(${JSON.stringify(`${args.path} are not part of memu-agent`)}); };`,
+      loader: 'js',
+    }));
+  },
+};
 
 export interface AgentBundle {
   /** The whole agent as one ES module: no native modules, so one bundle serves arm64 and amd64. */
@@ -44,6 +67,7 @@ export async function bundleAgent(releaseVersion: string): Promise<AgentBundle> 
     // the Docker socket). ssh2 loads both inside try/catch, so leaving them out is safe and
     // keeps the bundle free of native code.
     external: ['cpu-features', '*.node'],
+    plugins: [dockerodeWithoutUnusedFeatures],
     logLevel: 'silent',
   });
   const file = result.outputFiles[0];
