@@ -27,6 +27,16 @@ export function temporaryNameFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
+/** fsyncs a file or block device, so what another program (mtools, sfdisk) wrote there is on the medium. */
+export async function fsyncFile(path: string): Promise<void> {
+  const fd = await open(path, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}
+
 /** fsyncs a directory so a rename inside it survives a power cut. */
 export async function fsyncDirectory(dir: string): Promise<void> {
   const fd = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDirectory } from './atomic-file.ts';
+import { fsyncDirectory, fsyncFile } from './atomic-file.ts';
 
 /**
  * Files in the root directory of a FAT file system, without mounting it: on a disk
@@ -134,15 +134,6 @@ export async function mountedNodes(device: string): Promise<{ path: string; moun
   return found;
 }
 
-/** fsyncs a file or block device so what mtools wrote survives a power cut. */
-async function syncTarget(path: string): Promise<void> {
-  const fd = await open(path, 'r');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-}
 
 class MtoolsFatVolume implements FatVolume {
   readonly description: string;
@@ -187,14 +178,14 @@ class MtoolsFatVolume implements FatVolume {
     if (copy.code !== 0) {
       throw new FatAccessError('write-failed', `cannot write ${tempName} to ${this.description}: ${oneLine(copy.stderr)}`);
     }
-    await syncTarget(this.location.target);
+    await fsyncFile(this.location.target);
     // -D o: replace an existing `name` in the same mtools run (mtools drops the old
     // entry and renames the temporary one); the sync below makes the result durable.
     const move = await this.mtools('mren', ['-D', 'o', `::/${tempName}`, `::/${name}`]);
     if (move.code !== 0) {
       throw new FatAccessError('write-failed', `cannot rename ${tempName} to ${name} on ${this.description}: ${oneLine(move.stderr)}`);
     }
-    await syncTarget(this.location.target);
+    await fsyncFile(this.location.target);
   }
 
   async removeFile(name: string): Promise<void> {
@@ -206,7 +197,7 @@ class MtoolsFatVolume implements FatVolume {
     if (result.code !== 0) {
       throw new FatAccessError('write-failed', `cannot delete ${name} on ${this.description}: ${oneLine(result.stderr)}`);
     }
-    await syncTarget(this.location.target);
+    await fsyncFile(this.location.target);
   }
 
   /** Writing under a mounted FAT would corrupt it: the kernel caches its own view. */

@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../run-command.ts';
 import { applyStoredDeviceSettings, writeHostname } from '../device-settings/apply-to-root.ts';
@@ -63,7 +62,6 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, stack
       if (mounted !== geometry.device) {
         throw new Error(`the data partition ${geometry.device} is not mounted at ${config.dataDir} (found ${mounted ?? 'nothing'}); check var-lib-memu.mount and /etc/fstab`);
       }
-      const hasTemplates = await access(join(config.stackDir, 'templates')).then(() => true, () => false);
       const firstBoot = createFirstBootSteps({
         ...deviceEffects(config),
         dataDir: config.dataDir,
@@ -71,12 +69,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, stack
         tailscaleSocket: TAILSCALE_SOCKET,
         composeDir: config.stackDir,
         stackSteps: stackSteps(),
-      }).map((step) =>
-        // Only a stack that ships config templates (the family stack) has config to render.
-        step.name === 'render-stack-config' && !hasTemplates
-          ? { name: step.name, run: async (l: Logger) => l.info({ stackDir: config.stackDir }, 'the installed stack has no config templates; nothing to render') }
-          : step,
-      );
+      });
       steps = [
         { name: 'grow-data-partition', run: (l) => growDataPartition(data, paths, l) },
         { name: 'grow-data-filesystem', run: (l) => growDataFilesystem(data, paths, config.dataDir, l) },

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { runCommandOutcome } from '../../agent/run-command.ts';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ExitCode, MemuError } from '../cli/exit-codes.ts';
@@ -106,17 +107,6 @@ export function spawnDecompressor(path: string, compression: Exclude<Compression
   return { child, exited };
 }
 
-function runForOutput(command: string, args: string[]): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let stdout = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (s: string) => (stdout += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout }));
-  });
-}
-
 /**
  * The decompressed size, when the container records it reliably (zstd frames
  * written from a file, xz indexes). gzip's size field is modulo 4 GiB, so it is
@@ -125,12 +115,12 @@ function runForOutput(command: string, args: string[]): Promise<{ code: number |
 export async function declaredUncompressedSize(path: string, compression: Compression): Promise<number | undefined> {
   try {
     if (compression === 'zstd') {
-      const { code, stdout } = await runForOutput('zstd', ['-lv', '--', path]);
+      const { code, stdout } = await runCommandOutcome('zstd', ['-lv', '--', path]);
       const m = /Decompressed Size:.*\((\d+) B\)/.exec(stdout);
       return code === 0 && m ? Number(m[1]) : undefined;
     }
     if (compression === 'xz') {
-      const { code, stdout } = await runForOutput('xz', ['--robot', '--list', '--', path]);
+      const { code, stdout } = await runCommandOutcome('xz', ['--robot', '--list', '--', path]);
       const totals = stdout.split('\n').find((l) => l.startsWith('totals\t'));
       const n = totals?.split('\t')[4];
       return code === 0 && n && /^\d+$/.test(n) ? Number(n) : undefined;

@@ -1,6 +1,6 @@
 import { constants, fdatasync, ftruncate, read, write, close, open as openCb } from 'node:fs';
+import { runCommandOutcome } from '../../agent/run-command.ts';
 import { promisify } from 'node:util';
-import { spawn } from 'node:child_process';
 import { ExitCode, MemuError } from '../cli/exit-codes.ts';
 import { formatBytes } from '../progress.ts';
 import { allocateIoBuffers, BufferPool, directAlignment, type IoBuffer } from './aligned-buffers.ts';
@@ -242,19 +242,6 @@ export class WritePipeline {
   }
 }
 
-/** Runs a helper tool; resolves with its exit code and stderr (never rejects). */
-export function runTool(command: string, args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', (err) => resolve({ code: null, stderr: err.message, stdout }));
-    child.on('close', (code) => resolve({ code, stderr, stdout }));
-  });
-}
-
 /**
  * Drops cached pages of the target, so buffered reads come from the medium:
  * `blockdev --flushbufs` for a device, and `dd iflag=nocache count=0`
@@ -262,8 +249,8 @@ export function runTool(command: string, args: string[]): Promise<{ code: number
  */
 export async function dropTargetCache(path: string, kind: TargetKind): Promise<boolean> {
   let ok = true;
-  if (kind === 'block') ok = (await runTool('blockdev', ['--flushbufs', path])).code === 0 && ok;
-  ok = (await runTool('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none'])).code === 0 && ok;
+  if (kind === 'block') ok = (await runCommandOutcome('blockdev', ['--flushbufs', path])).code === 0 && ok;
+  ok = (await runCommandOutcome('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none'])).code === 0 && ok;
   return ok;
 }
 
@@ -274,8 +261,8 @@ export async function dropTargetCache(path: string, kind: TargetKind): Promise<b
  * works where the kernel lacks a GPT parser or a partition is busy.
  */
 export async function rereadPartitionTable(path: string): Promise<{ ok: boolean; detail: string }> {
-  const viaBlockdev = await runTool('blockdev', ['--rereadpt', path]);
-  const viaPartx = await runTool('partx', ['-u', path]);
+  const viaBlockdev = await runCommandOutcome('blockdev', ['--rereadpt', path]);
+  const viaPartx = await runCommandOutcome('partx', ['-u', path]);
   const done = [viaBlockdev.code === 0 ? 'blockdev --rereadpt' : '', viaPartx.code === 0 ? 'partx -u' : ''].filter(Boolean);
   if (done.length > 0) return { ok: true, detail: done.join(', ') };
   return { ok: false, detail: `blockdev: ${viaBlockdev.stderr.trim()}; partx: ${viaPartx.stderr.trim()}` };

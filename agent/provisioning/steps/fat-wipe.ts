@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { mountedNodes, openFatVolume } from '../../fat-partition.ts';
+import { fsyncFile } from '../../atomic-file.ts';
 
 /**
  * FAT frees a deleted file's clusters without clearing them, so after the scrub the old
@@ -26,10 +27,10 @@ export async function wipeFatFreeSpace(device: string, log: Logger, checkpoint?:
     await pipeline(createReadStream('/dev/zero'), createWriteStream(path)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOSPC') throw err;
     });
-    await syncPath(path);
+    await fsyncFile(path);
     await checkpoint?.('after-fill');
     await unlink(path);
-    await syncPath(device);
+    await fsyncFile(device);
   } else {
     const mounted = await mountedNodes(location.target);
     if (mounted.some((m) => m.path === location.target || m.path === location.node)) {
@@ -37,7 +38,7 @@ export async function wipeFatFreeSpace(device: string, log: Logger, checkpoint?:
       return 'skipped';
     }
     await fillWithMtools(`${location.target}@@${location.offset}`);
-    await syncPath(location.target);
+    await fsyncFile(location.target);
     await checkpoint?.('after-fill');
     await volume.removeFile(WIPE_FILE_NAME); // mdel + sync
   }
@@ -69,11 +70,3 @@ function fillWithMtools(image: string): Promise<void> {
   });
 }
 
-async function syncPath(path: string): Promise<void> {
-  const fd = await open(path, 'r');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-}

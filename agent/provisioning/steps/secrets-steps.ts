@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir } from 'node:fs/promises';
+import { access, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { renderStackConfig, SYNAPSE_USER } from '../../config-templates/render-stack.ts';
+import { defaultComposeDir, renderStackConfig, SYNAPSE_USER } from '../../config-templates/render-stack.ts';
 import { generateStackSecrets, generateSynapseSigningKey } from '../../config-templates/stack-secrets.ts';
 import { stackSecretsSchema, type StackSecrets, type StackValuesInput } from '../../config-templates/stack-values.ts';
 import { normalizeClaimCode } from '../../contracts/preseed.ts';
@@ -98,6 +98,13 @@ export async function deviceSecretsStep(ctx: FirstBootContext, log: Logger): Pro
 /** Step 7: the stack's config files from the stored settings and secrets (agent/config-templates). */
 export async function renderStackConfigStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const paths = firstBootPaths(ctx.dataDir);
+  // Only a stack that ships config templates (the family stack) has config to render.
+  const composeDir = ctx.composeDir ?? defaultComposeDir();
+  if (!(await access(join(composeDir, 'templates')).then(() => true, () => false))) {
+    log.info({ composeDir }, 'the installed stack has no config templates; nothing to render');
+    await writeStepOutcome(ctx.dataDir, { step: 'render-stack-config', fields: [], warnings: [] });
+    return;
+  }
   const settings = await readStoredSettings(ctx.dataDir);
   if (!settings) throw new Error('the device settings are missing; the device-settings provisioning step has not run');
   const secrets = await readDeviceSecrets(ctx.dataDir);
@@ -119,7 +126,7 @@ export async function renderStackConfigStep(ctx: FirstBootContext, log: Logger):
     paths: { ...ctx.stackValues?.paths, dataDir: ctx.dataDir },
     secrets: secrets.stack,
   };
-  const files = await renderStackConfig(values, paths.configDir, ctx.composeDir ? { composeDir: ctx.composeDir } : {});
+  const files = await renderStackConfig(values, paths.configDir, { composeDir });
   log.info({ files: files.length, changed: files.filter((f) => f.changed).length }, 'stack config rendered');
   await writeStepOutcome(ctx.dataDir, { step: 'render-stack-config', fields: [], warnings: [] });
 }
