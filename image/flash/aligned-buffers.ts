@@ -7,10 +7,11 @@ const pwriteAsync = promisify(write);
 /**
  * O_DIRECT needs buffers whose memory address is aligned to the device's
  * logical block size. Node cannot allocate aligned memory or show an address,
- * so each buffer is over-allocated and the aligned window inside it is found
- * by probing: a small O_DIRECT read fails with EINVAL until the window starts
- * on an aligned address. Allocation happens once per flash, so the probe costs
- * a few hundred cheap syscalls at most.
+ * so one slab holding every buffer is over-allocated and the aligned window
+ * inside it is found by probing: a small O_DIRECT read fails with EINVAL until
+ * the window starts on an aligned address. The buffers are then cut from the
+ * window at multiples of the alignment, so one probe (at most 256 cheap failing
+ * syscalls) serves them all.
  */
 export const directAlignment = 4096;
 
@@ -30,7 +31,7 @@ export type ProbeMode = 'read' | 'write-zeros';
 
 /** Finds the aligned window of `raw` for O_DIRECT on `directFd`; undefined if none works. */
 async function probeAlignedOffset(raw: Buffer, directFd: number, mode: ProbeMode, position: number): Promise<number | undefined> {
-  raw.fill(0);
+  raw.fill(0, 0, 2 * directAlignment);
   // glibc hands out 16-byte-aligned memory, so aligned windows are 16 bytes apart.
   for (let offset = 0; offset < directAlignment; offset += 16) {
     try {
@@ -45,22 +46,19 @@ async function probeAlignedOffset(raw: Buffer, directFd: number, mode: ProbeMode
 }
 
 /**
- * Allocates `count` buffers of `size` bytes. With `direct` each buffer is
- * aligned for O_DIRECT on it; if alignment cannot be found the buffers are
- * plain and `direct` is false (callers then use buffered I/O).
+ * Allocates `count` buffers of `size` bytes (a multiple of the alignment). With
+ * `direct` each buffer is aligned for O_DIRECT on it; if alignment cannot be found
+ * the buffers are plain and `direct` is false (callers then use buffered I/O).
  */
 export async function allocateIoBuffers(count: number, size: number, direct?: { fd: number; probe: ProbeMode; position?: number }): Promise<IoBuffer[]> {
-  const buffers: IoBuffer[] = [];
-  for (let i = 0; i < count; i++) {
-    if (direct === undefined) {
-      buffers.push({ view: Buffer.allocUnsafeSlow(size), direct: false });
-      continue;
-    }
-    const raw = Buffer.allocUnsafeSlow(size + directAlignment);
-    const offset = await probeAlignedOffset(raw, direct.fd, direct.probe, direct.position ?? 0);
-    buffers.push(offset === undefined ? { view: raw.subarray(0, size), direct: false } : { view: raw.subarray(offset, offset + size), direct: true });
-  }
-  return buffers;
+  if (size % directAlignment !== 0) throw new Error(`I/O buffers must be a multiple of ${directAlignment} bytes, not ${size}`);
+  // Shared memory, so the background hasher can read the buffers without a copy.
+  const slab = Buffer.from(new SharedArrayBuffer(count * size + directAlignment));
+  const offset = direct === undefined ? undefined : await probeAlignedOffset(slab, direct.fd, direct.probe, direct.position ?? 0);
+  return Array.from({ length: count }, (_, i) => {
+    const start = (offset ?? 0) + i * size;
+    return { view: slab.subarray(start, start + size), direct: offset !== undefined };
+  });
 }
 
 /** A fixed set of buffers handed out in turn; waiting callers resume as buffers come back. */

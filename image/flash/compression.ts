@@ -33,9 +33,15 @@ export function stripCompressionSuffix(path: string): string {
   return match ? path.slice(0, path.length - match[0].length) : path;
 }
 
-/** The bmap that `memu build` / `bmaptool create` put beside an image. */
-export function defaultBmapPath(imagePath: string): string {
-  return `${stripCompressionSuffix(imagePath)}.bmap`;
+/**
+ * Where a bmap beside an image may be, in the order they are tried: `memu build` names
+ * it after the image without `.img` (`memu-pi5-1.0.bmap` beside `memu-pi5-1.0.img.zst`),
+ * bmaptool's habit is the uncompressed image's name plus `.bmap` (`memu.img.bmap`).
+ */
+export function bmapCandidates(imagePath: string): string[] {
+  const uncompressed = stripCompressionSuffix(imagePath);
+  const candidates = [`${uncompressed.replace(/\.img$/i, '')}.bmap`, `${uncompressed}.bmap`];
+  return [...new Set(candidates)];
 }
 
 function compressionFromMagic(head: Buffer): Compression {

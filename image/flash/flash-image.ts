@@ -7,10 +7,11 @@ import { formatBytes } from '../progress.ts';
 import { ExitCode, MemuError } from '../cli/exit-codes.ts';
 import { BmapError, readBmapFile, type Bmap } from '../bmap.ts';
 import { describeTarget, refusalFor, unmountDevice, type BlockDevice } from '../block-devices.ts';
-import { declaredUncompressedSize, defaultBmapPath, detectCompression, spawnDecompressor, type Compression } from './compression.ts';
+import { bmapCandidates, declaredUncompressedSize, detectCompression, spawnDecompressor, type Compression } from './compression.ts';
 import { closeTarget, dropTargetCache, openTargetForRead, openTargetForWrite, rereadPartitionTable, WritePipeline, type TargetKind } from './target.ts';
-import { preadFully, writeImage, type ImageInput, type WritePlan } from './write-engine.ts';
-import { verifyExtents, type ImageRangeReader } from './verify.ts';
+import { writeImage, type ImageInput, type WritePlan } from './write-engine.ts';
+import { BackgroundHasher } from './background-hasher.ts';
+import { verifyExtents, type ImageRangeReader, type VerifyAgainst } from './verify.ts';
 
 export interface FlashOptions {
   image: string;
@@ -58,22 +59,27 @@ export interface FlashResult {
 
 // I/O shape; MEMU_FLASH_CHUNK_KB, _BUFFERS, _READ_AHEAD and _SYNC_MB override it for measuring on new hardware.
 const tuning = (name: string, fallback: number): number => Number(process.env[`MEMU_FLASH_${name}`] ?? fallback);
-const chunkBytes = tuning('CHUNK_KB', 4096) * 1024;
-const bufferCount = tuning('BUFFERS', 8);
-const readAhead = tuning('READ_AHEAD', 3);
+// 1 MiB requests, 8 ahead: the kernel splits larger ones anyway (an SD card's max_sectors_kb
+// is 512-1024), and more of them in flight measured 15-20 % faster than 4 MiB x 3 here.
+const chunkBytes = tuning('CHUNK_KB', 1024) * 1024;
+const bufferCount = tuning('BUFFERS', 16);
+const readAhead = tuning('READ_AHEAD', 8);
 const syncEveryBytes = tuning('SYNC_MB', 64) * 1024 * 1024;
 
 const noProgress: Progress = { stage() {}, bytes() {}, done() {} };
 
 async function resolveBmap(opts: FlashOptions, imagePath: string, log: Logger): Promise<{ path: string; bmap: Bmap } | undefined> {
   const explicit = opts.bmap !== undefined;
-  const path = resolve(opts.bmap ?? defaultBmapPath(imagePath));
-  if (!explicit) {
-    const exists = await stat(path).then((s) => s.isFile(), () => false);
-    if (!exists) {
-      log.info({ looked: path }, 'no bmap beside the image: writing every non-zero block');
+  let path: string;
+  if (explicit) path = resolve(opts.bmap!);
+  else {
+    const candidates = bmapCandidates(imagePath);
+    const found = (await Promise.all(candidates.map((p) => stat(p).then((s) => s.isFile(), () => false)))).indexOf(true);
+    if (found < 0) {
+      log.info({ looked: candidates }, 'no bmap beside the image: writing every non-zero block');
       return undefined;
     }
+    path = candidates[found]!;
   }
   try {
     return { path, bmap: await readBmapFile(path) };
@@ -94,14 +100,8 @@ async function countDecompressedBytes(path: string, compression: Exclude<Compres
   return n;
 }
 
-function imageRangeReader(input: ImageInput): ImageRangeReader {
-  if (input.kind === 'raw') {
-    return async (start, length) => {
-      const buf = Buffer.alloc(length);
-      const n = await preadFully(input.fd, buf, length, start);
-      return buf.subarray(0, n);
-    };
-  }
+/** Reads a range of a compressed image by decompressing up to it (only to locate a mismatch). */
+function compressedRangeReader(input: Extract<ImageInput, { kind: 'stream' }>): ImageRangeReader {
   return async (start, length) => {
     const { child, exited } = spawnDecompressor(input.path, input.compression);
     const out = Buffer.alloc(length);
@@ -208,6 +208,7 @@ export async function flashImage(opts: FlashOptions): Promise<FlashResult> {
   const input: ImageInput =
     imageFd !== undefined ? { kind: 'raw', path: imagePath, fd: imageFd.fd, size: imageStat.size } : { kind: 'stream', path: imagePath, compression: compression as Exclude<Compression, 'none'> };
 
+  const hasher = new BackgroundHasher();
   try {
     log.info(
       { image: imagePath, target: targetPath, bmap: bmap?.path, compression, imageSize, mappedBytes: bmap?.bmap.mappedBytes },
@@ -235,6 +236,8 @@ export async function flashImage(opts: FlashOptions): Promise<FlashResult> {
         const written = await writeImage(input, plan, pipeline, {
           chunkBytes,
           readAhead,
+          hasher,
+          digestsNeeded: verify && input.kind === 'stream',
           ...(byMap ? {} : { onImageBytes: (n: number) => progress.bytes(n) }),
         });
         extents = written.extents;
@@ -288,7 +291,8 @@ export async function flashImage(opts: FlashOptions): Promise<FlashResult> {
         log.debug({ ms: Math.round(performance.now() - started), direct: reader.direct }, 'target opened for read-back');
         try {
           progress.stage('verify', total);
-          await verifyExtents(reader, extents, { chunkBytes, readAhead, onBytes: (n) => progress.bytes(n), readImage: imageRangeReader(input) }).catch((err: unknown) => {
+          const against: VerifyAgainst = input.kind === 'raw' ? { kind: 'image-bytes', imageFd: input.fd } : { kind: 'digests', readImage: compressedRangeReader(input) };
+          await verifyExtents(reader, extents, against, { chunkBytes, readAhead, hasher, onBytes: (n) => progress.bytes(n) }).catch((err: unknown) => {
             progress.done('failed');
             throw err;
           });
@@ -322,6 +326,7 @@ export async function flashImage(opts: FlashOptions): Promise<FlashResult> {
       ...(partitionTableReread !== undefined ? { partitionTableReread } : {}),
     };
   } finally {
+    await hasher.close();
     await imageFd?.close();
   }
 }

@@ -198,26 +198,24 @@ export class WritePipeline {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** Writes `pieces` (offsets into `buf`) and then returns `buf` to the pool. */
-  submit(buf: IoBuffer, pieces: Array<{ bufferOffset: number; length: number; position: number }>): void {
+  /** Stops the pipeline: the next `acquire` (and `finish`) throws `err`. */
+  fail(err: unknown): void {
+    this.failure ??= err;
+  }
+
+  /**
+   * Writes `pieces` (offsets into `buf`) and then returns `buf` to the pool, once
+   * `alsoUsedBy` (the buffer's hashing) is done with it too.
+   */
+  submit(buf: IoBuffer, pieces: Array<{ bufferOffset: number; length: number; position: number }>, alsoUsedBy?: Promise<unknown>): void {
     const job = (async () => {
       try {
-        for (const p of pieces) {
-          await writeFully(this.target, buf.view.subarray(p.bufferOffset), p.length, p.position, buf.direct && isAligned(p.bufferOffset));
-          this.bytesWritten += p.length;
-          this.sinceSync += p.length;
-          this.onWritten(this.bytesWritten);
-        }
-        if (this.sinceSync >= this.syncEveryBytes && !this.syncing) {
-          this.sinceSync = 0;
-          this.syncing = syncTarget(this.target)
-            .catch((err) => {
-              this.failure ??= err;
-            })
-            .finally(() => {
-              this.syncing = undefined;
-            });
-        }
+        await this.writePieces(buf, pieces);
+      } catch (err) {
+        this.failure ??= err;
+      }
+      try {
+        await alsoUsedBy;
       } catch (err) {
         this.failure ??= err;
       } finally {
@@ -226,6 +224,26 @@ export class WritePipeline {
     })();
     this.inFlight.add(job);
     void job.finally(() => this.inFlight.delete(job));
+  }
+
+  private async writePieces(buf: IoBuffer, pieces: Array<{ bufferOffset: number; length: number; position: number }>): Promise<void> {
+
+    for (const p of pieces) {
+      await writeFully(this.target, buf.view.subarray(p.bufferOffset), p.length, p.position, buf.direct && isAligned(p.bufferOffset));
+      this.bytesWritten += p.length;
+      this.sinceSync += p.length;
+      this.onWritten(this.bytesWritten);
+    }
+    if (this.sinceSync >= this.syncEveryBytes && !this.syncing) {
+      this.sinceSync = 0;
+      this.syncing = syncTarget(this.target)
+        .catch((err) => {
+          this.failure ??= err;
+        })
+        .finally(() => {
+          this.syncing = undefined;
+        });
+    }
   }
 
   /** Waits for every write and the final sync; throws the first failure. */

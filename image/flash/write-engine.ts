@@ -1,8 +1,8 @@
-import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
 import { ExitCode, MemuError } from '../cli/exit-codes.ts';
 import type { BmapChecksumType } from '../bmap.ts';
 import type { IoBuffer } from './aligned-buffers.ts';
+import type { BackgroundHasher, RunningHash } from './background-hasher.ts';
 import { spawnDecompressor, type Compression } from './compression.ts';
 import type { WritePipeline } from './target.ts';
 
@@ -15,14 +15,13 @@ export interface PlannedRange {
   blocks?: string;
 }
 
-/** What was written and what its bytes must hash to; verification reads these back. */
+/** What was written, and what its bytes must hash to when that was needed; verification reads these back. */
 export interface WrittenExtent {
   start: number;
   length: number;
   algorithm: BmapChecksumType;
-  digest: string;
-  /** The digest came from the bmap (else it was computed from the image while writing). */
-  fromBmap: boolean;
+  /** The bmap's checksum, or the digest computed while writing; absent when nothing asked for one (a raw image without checksums is verified byte for byte). */
+  digest?: string;
 }
 
 export type ImageInput = { kind: 'raw'; path: string; fd: number; size: number } | { kind: 'stream'; path: string; compression: Exclude<Compression, 'none'> };
@@ -74,26 +73,41 @@ export function nonZeroRuns(view: Buffer, length: number, zeros: Buffer): Array<
   return runs;
 }
 
-/** Collects written data into contiguous extents, hashing each, for verification without a bmap. */
+/**
+ * Collects written data into contiguous extents for verification without a bmap,
+ * hashing each on the background hasher when the verification will need digests.
+ */
 class ExtentRecorder {
   readonly extents: WrittenExtent[] = [];
-  private current: { start: number; length: number; hash: Hash } | undefined;
+  private readonly digests: Array<Promise<void>> = [];
+  private current: { start: number; length: number; hash?: RunningHash } | undefined;
 
-  add(position: number, data: Buffer): void {
-    if (this.current && this.current.start + this.current.length === position) {
-      this.current.hash.update(data);
-      this.current.length += data.length;
-      return;
+  constructor(private readonly hasher: BackgroundHasher | undefined) {}
+
+  /** Records `data` as written at `position`; resolves when its buffer may be reused. */
+  add(position: number, data: Buffer): Promise<void> | undefined {
+    if (!this.current || this.current.start + this.current.length !== position) {
+      this.close();
+      this.current = { start: position, length: 0, ...(this.hasher ? { hash: this.hasher.begin('sha256') } : {}) };
     }
-    this.close();
-    this.current = { start: position, length: data.length, hash: createHash('sha256').update(data) };
+    this.current.length += data.length;
+    return this.current.hash ? this.hasher!.update(this.current.hash, data) : undefined;
   }
 
   close(): void {
     if (!this.current) return;
     const { start, length, hash } = this.current;
-    this.extents.push({ start, length, algorithm: 'sha256', digest: hash.digest('hex'), fromBmap: false });
+    const extent: WrittenExtent = { start, length, algorithm: 'sha256' };
+    this.extents.push(extent);
+    if (hash) this.digests.push(this.hasher!.digest(hash).then((d) => void (extent.digest = d)));
     this.current = undefined;
+  }
+
+  /** The extents, once every digest is known. */
+  async finish(): Promise<WrittenExtent[]> {
+    this.close();
+    await Promise.all(this.digests);
+    return this.extents;
   }
 }
 
@@ -118,57 +132,68 @@ interface FilledChunk {
 /**
  * Writes the image's data to the target through `pipeline`: only the bmap's
  * ranges when there is a bmap, otherwise every block that is not all zeros.
- * Checks each range against the bmap's checksum on the way, and returns the
- * extents to verify. Raw images are read at the mapped offsets only;
- * compressed ones stream from a decompressor process running alongside.
+ * Checks each range against the bmap's checksum on the way (hashing on the
+ * background hasher while the I/O goes on), and returns the extents to verify.
+ * Raw images are read at the mapped offsets only; compressed ones stream from a
+ * decompressor process running alongside. `digestsNeeded`: verification will
+ * compare digests (compressed images), so extents without a bmap checksum are
+ * hashed too.
  */
 export async function writeImage(
   input: ImageInput,
   plan: WritePlan,
   pipeline: WritePipeline,
-  opts: { chunkBytes: number; readAhead: number; onImageBytes?: (bytes: number) => void },
+  opts: { chunkBytes: number; readAhead: number; hasher: BackgroundHasher; digestsNeeded: boolean; onImageBytes?: (bytes: number) => void },
 ): Promise<{ extents: WrittenExtent[]; imageBytes: number }> {
   const zeros = Buffer.alloc(opts.chunkBytes);
-  const recorder = new ExtentRecorder();
+  const { hasher } = opts;
+  const recorder = new ExtentRecorder(opts.digestsNeeded ? hasher : undefined);
   const ranges = plan.ranges;
   const extents: WrittenExtent[] = [];
-  let rangeHash: Hash | undefined;
+  const rangeChecks: Array<Promise<void>> = [];
+  let rangeHash: RunningHash | undefined;
 
   const consume = (c: FilledChunk): void => {
     const data = c.buf.view.subarray(0, c.length);
     if (!ranges) {
       const runs = nonZeroRuns(c.buf.view, c.length, zeros);
-      for (const [off, len] of runs) recorder.add(c.position + off, data.subarray(off, off + len));
-      if (runs.length === 0) pipeline.pool.release(c.buf);
-      else pipeline.submit(c.buf, runs.map(([off, len]) => ({ bufferOffset: off, length: len, position: c.position + off })));
+      if (runs.length === 0) return pipeline.pool.release(c.buf);
+      const hashed = runs.map(([off, len]) => recorder.add(c.position + off, data.subarray(off, off + len)));
+      pipeline.submit(c.buf, runs.map(([off, len]) => ({ bufferOffset: off, length: len, position: c.position + off })), Promise.all(hashed));
       return;
     }
     const range = ranges[c.range]!;
-    rangeHash ??= createHash(range.checksum ? (plan.checksumType ?? 'sha256') : 'sha256');
-    rangeHash.update(data);
-    if (c.last) {
-      const digest = rangeHash.digest('hex');
-      rangeHash = undefined;
-      if (range.checksum && digest !== range.checksum) {
-        pipeline.pool.release(c.buf);
-        throw bmapMismatch(plan, `blocks ${range.blocks ?? '?'} (bytes ${range.start}-${range.start + range.length - 1}) hash to ${digest}, the bmap says ${range.checksum}`);
-      }
-      extents.push({
-        start: range.start,
-        length: range.length,
-        algorithm: range.checksum ? (plan.checksumType ?? 'sha256') : 'sha256',
-        digest: range.checksum ?? digest,
-        fromBmap: Boolean(range.checksum),
-      });
+    const algorithm = plan.checksumType ?? 'sha256';
+    let hashed: Promise<void> | undefined;
+    if (range.checksum || opts.digestsNeeded) {
+      rangeHash ??= hasher.begin(algorithm);
+      hashed = hasher.update(rangeHash, data);
     }
-    pipeline.submit(c.buf, [{ bufferOffset: 0, length: c.length, position: c.position }]);
+    if (c.last) {
+      const extent: WrittenExtent = { start: range.start, length: range.length, algorithm, ...(range.checksum ? { digest: range.checksum } : {}) };
+      extents.push(extent);
+      if (rangeHash) {
+        const check = hasher.digest(rangeHash).then((digest) => {
+          if (range.checksum && digest !== range.checksum) {
+            throw bmapMismatch(plan, `blocks ${range.blocks ?? '?'} (bytes ${range.start}-${range.start + range.length - 1}) hash to ${digest}, the bmap says ${range.checksum}`);
+          }
+          extent.digest = digest;
+        });
+        // A mismatch stops the writing at the next buffer; the await below reports it in any case.
+        check.catch((err: unknown) => pipeline.fail(err));
+        rangeChecks.push(check);
+        rangeHash = undefined;
+      }
+    }
+    pipeline.submit(c.buf, [{ bufferOffset: 0, length: c.length, position: c.position }], hashed);
   };
 
   let imageBytes: number;
   if (input.kind === 'raw') imageBytes = await writeFromFile(input, plan, pipeline, consume, opts);
   else imageBytes = await writeFromStream(input, plan, pipeline, consume, opts);
-  recorder.close();
-  return { extents: ranges ? extents : recorder.extents, imageBytes };
+  if (!ranges) return { extents: await recorder.finish(), imageBytes };
+  await Promise.all(rangeChecks);
+  return { extents, imageBytes };
 }
 
 async function writeFromFile(

@@ -193,41 +193,8 @@ export async function detachLoop(device: string): Promise<void> {
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
 
-/**
- * The command line that runs `memu` with the flash and devices commands: the real
- * `bin/memu.mjs` once they are registered there, otherwise a small runner (written
- * into `workDir`) that registers the same command modules the same way.
- */
-export async function memuCommandLine(workDir: string): Promise<string[]> {
-  const bin = `${repoRoot}bin/memu.mjs`;
-  const help = await execFileAsync('node', [bin, '--help']).then(({ stdout }) => stdout, () => '');
-  if (/^\s+flash\b/m.test(help) && /^\s+devices\b/m.test(help)) return ['node', bin];
-  const runner = `${workDir}/memu-flash-runner.mts`;
-  const { writeFile } = await import('node:fs/promises');
-  await writeFile(
-    runner,
-    `import { Command } from ${JSON.stringify(`${repoRoot}node_modules/commander/esm.mjs`)};
-import { ExitCode, MemuError } from ${JSON.stringify(`${repoRoot}image/cli/exit-codes.ts`)};
-import { createCliContext } from ${JSON.stringify(`${repoRoot}image/cli/context.ts`)};
-import { registerFlash } from ${JSON.stringify(`${repoRoot}image/cli/commands/flash.ts`)};
-import { registerDevices } from ${JSON.stringify(`${repoRoot}image/cli/commands/devices.ts`)};
-const program = new Command('memu').option('--json').option('--log-level <l>', '', 'info').exitOverride();
-let code = 0;
-let ctx;
-const context = () => (ctx ??= createCliContext(program.opts()));
-for (const register of [registerFlash, registerDevices]) register(program, async (run) => { code = await run(context()); });
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof MemuError) { context().log.error({ exitCode: err.exitCode, hint: err.hint }, err.message); code = err.exitCode; }
-  else if (err && typeof err === 'object' && 'exitCode' in err) code = err.exitCode === 0 ? 0 : ExitCode.badInput;
-  else { console.error(err); code = ExitCode.failure; }
-}
-process.exit(code);
-`,
-  );
-  return ['node', '--import', `${repoRoot}node_modules/tsx/dist/esm/index.mjs`, runner];
-}
+/** The command line that runs the real `memu` CLI. */
+export const memuCommandLine: string[] = [process.execPath, `${repoRoot}bin/memu.mjs`];
 
 /** Runs the memu CLI; resolves with exit code and output (never rejects on a non-zero exit). */
 export function runMemu(commandLine: string[], args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -102,30 +102,45 @@ describe('flashing to a regular file', () => {
     expect(await sha256File(target)).toBe(imageSha);
     await rm(target);
   });
+  it('finds the bmap `memu build` writes beside its images (memu-<profile>-<version>.bmap)', async () => {
+    const out = join(dir, 'build-out');
+    await mkdir(out);
+    await link(`${image.path}.zst`, join(out, 'memu-qemu-amd64-1.0.img.zst'));
+    await link(`${image.path}.bmap`, join(out, 'memu-qemu-amd64-1.0.bmap'));
+    const target = join(dir, 'out-build-names.img');
+    const result = await flashImage({ image: join(out, 'memu-qemu-amd64-1.0.img.zst'), target, log });
+    expect(result.bmap).toBe(join(out, 'memu-qemu-amd64-1.0.bmap'));
+    expect(result.bytesWritten).toBe(image.mappedBytes);
+    expect(await sha256File(target)).toBe(imageSha);
+    await rm(target);
+  });
 });
 
 describe('verification past the page cache', () => {
-  it('fails naming the byte offset when the target was changed after writing', async () => {
-    const target = join(dir, 'out-corrupt.img');
-    const badOffset = image.extents[3]!.start + 12345;
-    const err = await flashError({
-      image: `${image.path}.zst`,
-      target,
-      log,
-      testHooks: {
-        afterWrite: async (path) => {
-          const fh = await open(path, 'r+');
-          const byte = Buffer.alloc(1);
-          await fh.read(byte, 0, 1, badOffset);
-          byte[0] = byte[0]! ^ 0xff;
-          await fh.write(byte, 0, 1, badOffset);
-          await fh.close();
+  // A compressed image is checked by digest, a raw one byte for byte against the image.
+  for (const source of ['.zst', ''] as const) {
+    it(`fails naming the byte offset when the target was changed after writing (${source ? 'compressed: by digest' : 'raw: against the image'})`, async () => {
+      const target = join(dir, `out-corrupt${source}.img`);
+      const badOffset = image.extents[3]!.start + 12345;
+      const err = await flashError({
+        image: `${image.path}${source}`,
+        target,
+        log,
+        testHooks: {
+          afterWrite: async (path) => {
+            const fh = await open(path, 'r+');
+            const byte = Buffer.alloc(1);
+            await fh.read(byte, 0, 1, badOffset);
+            byte[0] = byte[0]! ^ 0xff;
+            await fh.write(byte, 0, 1, badOffset);
+            await fh.close();
+          },
         },
-      },
+      });
+      expect(err.exitCode).toBe(ExitCode.verifyFailed);
+      expect(err.message).toContain(`at byte ${badOffset}`);
     });
-    expect(err.exitCode).toBe(ExitCode.verifyFailed);
-    expect(err.message).toContain(`at byte ${badOffset}`);
-  });
+  }
 
   it('with --no-verify reports success but says it did not verify (the same corruption goes unnoticed)', async () => {
     const target = join(dir, 'out-noverify.img');

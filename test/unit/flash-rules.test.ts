@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { refusalFor, type BlockDevice } from '../../image/block-devices.ts';
-import { compressionFromName, defaultBmapPath } from '../../image/flash/compression.ts';
+import { bmapCandidates, compressionFromName } from '../../image/flash/compression.ts';
 import { nonZeroRuns } from '../../image/flash/write-engine.ts';
 import { createJsonLinesProgress } from '../../image/flash/json-progress.ts';
 
@@ -67,11 +67,12 @@ describe('refusalFor: which drives memu flash refuses', () => {
 });
 
 describe('bmap discovery and compression names', () => {
-  it('finds the bmap beside the image, without the compression suffix', () => {
-    expect(defaultBmapPath('/out/memu-pi5-1.0.img.zst')).toBe('/out/memu-pi5-1.0.img.bmap');
-    expect(defaultBmapPath('/out/memu.img.xz')).toBe('/out/memu.img.bmap');
-    expect(defaultBmapPath('/out/memu.img.gz')).toBe('/out/memu.img.bmap');
-    expect(defaultBmapPath('/out/memu.img')).toBe('/out/memu.img.bmap');
+  it("looks for the bmap under memu build's name first, then bmaptool's", () => {
+    expect(bmapCandidates('/out/memu-pi5-1.0.img.zst')).toEqual(['/out/memu-pi5-1.0.bmap', '/out/memu-pi5-1.0.img.bmap']);
+    expect(bmapCandidates('/out/memu.img.xz')).toEqual(['/out/memu.bmap', '/out/memu.img.bmap']);
+    expect(bmapCandidates('/out/memu.img.gz')).toEqual(['/out/memu.bmap', '/out/memu.img.bmap']);
+    expect(bmapCandidates('/out/memu.img')).toEqual(['/out/memu.bmap', '/out/memu.img.bmap']);
+    expect(bmapCandidates('/out/disk.raw.zst')).toEqual(['/out/disk.raw.bmap']);
   });
 
   it('names compressions by suffix', () => {
