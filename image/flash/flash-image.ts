@@ -57,7 +57,8 @@ export interface FlashResult {
   partitionTableReread?: boolean;
 }
 
-// I/O shape; MEMU_FLASH_CHUNK_KB, _BUFFERS, _READ_AHEAD and _SYNC_MB override it for measuring on new hardware.
+// I/O shape; MEMU_FLASH_CHUNK_KB, _BUFFERS, _READ_AHEAD, _SYNC_MB, _VERIFY_CHUNK_KB and
+// _VERIFY_READ_AHEAD override it for measuring on new hardware.
 const tuning = (name: string, fallback: number): number => Number(process.env[`MEMU_FLASH_${name}`] ?? fallback);
 // 1 MiB requests, 8 ahead: the kernel splits larger ones anyway (an SD card's max_sectors_kb
 // is 512-1024), and more of them in flight measured 15-20 % faster than 4 MiB x 3 here.
@@ -65,6 +66,10 @@ const chunkBytes = tuning('CHUNK_KB', 1024) * 1024;
 const bufferCount = tuning('BUFFERS', 16);
 const readAhead = tuning('READ_AHEAD', 8);
 const syncEveryBytes = tuning('SYNC_MB', 64) * 1024 * 1024;
+// The read-back has no writes to keep in step with: 2 MiB x 16 read a file target back in a
+// median 0.37 s per 793 MiB here, against 0.55 s with the write shape (1 MiB x 8).
+const verifyChunkBytes = tuning('VERIFY_CHUNK_KB', 2048) * 1024;
+const verifyReadAhead = tuning('VERIFY_READ_AHEAD', 16);
 
 const noProgress: Progress = { stage() {}, bytes() {}, done() {} };
 
@@ -276,7 +281,7 @@ export async function flashImage(opts: FlashOptions): Promise<FlashResult> {
       if (verify) {
         const verifyStarted = performance.now();
         const total = extents.reduce((n, x) => n + x.length, 0);
-        const reader = await openTargetForRead(targetPath, kind, { bufferCount: readAhead + 1, bufferSize: chunkBytes, useDirect: opts.direct ?? true, probePosition: extents[0]?.start ?? 0 });
+        const reader = await openTargetForRead(targetPath, kind, { bufferCount: verifyReadAhead + 1, bufferSize: verifyChunkBytes, useDirect: opts.direct ?? true, probePosition: extents[0]?.start ?? 0 });
         verifiedDirect = reader.direct;
         // Direct reads bypass the page cache by themselves. Buffered reads (all of them, or a
         // single one standing in for a refused direct read) must not be served from it: drop
@@ -292,7 +297,7 @@ export async function flashImage(opts: FlashOptions): Promise<FlashResult> {
         try {
           progress.stage('verify', total);
           const against: VerifyAgainst = input.kind === 'raw' ? { kind: 'image-bytes', imageFd: input.fd } : { kind: 'digests', readImage: compressedRangeReader(input) };
-          await verifyExtents(reader, extents, against, { chunkBytes, readAhead, hasher, onBytes: (n) => progress.bytes(n) }).catch((err: unknown) => {
+          await verifyExtents(reader, extents, against, { chunkBytes: verifyChunkBytes, readAhead: verifyReadAhead, hasher, onBytes: (n) => progress.bytes(n) }).catch((err: unknown) => {
             progress.done('failed');
             throw err;
           });
