@@ -1,4 +1,4 @@
-import { readdir, readFile, realpath, statfs } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LayoutPartition } from '../contracts/disk-layout.ts';
@@ -102,6 +102,11 @@ export async function growDataPartition(part: LayoutPartition, paths: BlockPaths
 
 export async function growDataFilesystem(part: LayoutPartition, paths: BlockPaths, mountPoint: string, log: Logger): Promise<void> {
   const g = await readDataPartition(part, paths);
+  // Everything the family keeps lives on this filesystem: if the mount is gone (as a udev
+  // flap during the partition's growth once made systemd do), growing and measuring the
+  // root filesystem's empty /var/lib/memu instead must fail loudly, not pass.
+  const [mounted, device] = await Promise.all([stat(mountPoint), stat(g.device)]);
+  if (mounted.dev !== device.rdev) throw new Error(`the data partition ${g.device} is not mounted at ${mountPoint}; see \`journalctl -u var-lib-memu.mount\``);
   const fs = await statfs(mountPoint);
   const fsBytes = fs.blocks * fs.bsize;
   const partBytes = g.sizeSectors * SECTOR;

@@ -24,6 +24,9 @@ export function kernelCmdline(profile: HardwareProfile, layout: DiskLayout, slot
   return [`root=PARTUUID=${root.partUuid}`, 'rw', 'rootwait', `memu.slot=${slot}`, ...profile.firmware.kernelCmdline].join(' ');
 }
 
+/** The fsck unit of the data partition; see dataFsckUnit. */
+export const DATA_FSCK_UNIT = 'memu-data-fsck.service';
+
 export function fstab(layout: DiskLayout): string {
   const data = partitionByRole(layout, 'data');
   const lines = [
@@ -31,13 +34,49 @@ export function fstab(layout: DiskLayout): string {
     '# The root slot comes from the kernel command line (root=PARTUUID=...).',
     // nofail: a device whose data partition is broken still boots far enough for the
     // agent to report it; docker.service requires the mount, so it will not start.
-    // device-bound=false: growing the partition on first boot makes udev re-create its
-    // /dev/disk links, and a mount bound to the link would be stopped (with Docker) then.
-    `PARTUUID=${data.partUuid} /var/lib/memu ext4 defaults,noatime,nofail,x-systemd.device-timeout=60s,x-systemd.device-bound=false 0 2`,
+    // device-bound=false and fsck pass 0 with our own fsck unit: growing the partition on
+    // first boot makes udev drop its device unit for a moment, and both a mount bound to the
+    // device and systemd-fsck@ (which is) would then unmount /var/lib/memu under the agent.
+    `PARTUUID=${data.partUuid} /var/lib/memu ext4 defaults,noatime,nofail,x-systemd.device-timeout=60s,x-systemd.device-bound=false,x-systemd.requires=${DATA_FSCK_UNIT} 0 0`,
   ];
   const esp = layout.partitions.find((p) => p.role === 'esp');
   if (esp) lines.push(`PARTUUID=${esp.partUuid} /boot/efi vfat umask=0077,noauto,x-systemd.automount,x-systemd.idle-timeout=60 0 2`);
   return `${lines.join('\n')}\n`;
+}
+
+/** systemd's unit name for a device path (what `systemd-escape --path --suffix=device` prints, for the characters a PARTUUID path has). */
+function deviceUnitName(path: string): string {
+  return `${path.slice(1).replaceAll('-', '\\x2d').replaceAll('/', '-')}.device`;
+}
+
+/**
+ * The data partition's boot-time check: what systemd-fsck@.service does, minus its
+ * BindsTo= on the device. With it, the first boot's partition growth (udev drops and
+ * re-adds the device unit) stopped the fsck unit and, through the mount's Requires=,
+ * unmounted /var/lib/memu in about one first boot in ten here. Requires= waits for the device
+ * without following it away.
+ */
+export function dataFsckUnit(layout: DiskLayout): string {
+  const device = `/dev/disk/by-partuuid/${partitionByRole(layout, 'data').partUuid}`;
+  const unit = deviceUnitName(device);
+  return [
+    '[Unit]',
+    'Description=File System Check of the family data partition',
+    'Documentation=man:systemd-fsck@.service(8)',
+    'DefaultDependencies=no',
+    `Requires=${unit}`,
+    'IgnoreOnIsolate=yes',
+    'Conflicts=reboot.target kexec.target poweroff.target halt.target',
+    `After=${unit} systemd-fsck-root.service local-fs-pre.target`,
+    'Before=systemd-quotacheck.service shutdown.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=/usr/lib/systemd/systemd-fsck ${device}`,
+    'TimeoutSec=infinity',
+    '',
+  ].join('\n');
 }
 
 async function newestKernel(tree: string): Promise<string> {
@@ -57,6 +96,7 @@ export async function prepareBoot(opts: { tree: string; workDir: string; profile
   const cmdline = kernelCmdline(profile, layout, 'a');
 
   await replaceFile(tree, 'etc/fstab', fstab(layout));
+  await replaceFile(tree, `etc/systemd/system/${DATA_FSCK_UNIT}`, dataFsckUnit(layout));
   await replaceFile(tree, DISK_LAYOUT_PATH.slice(1), `${JSON.stringify(layout, null, 2)}\n`);
   await replaceFile(tree, 'etc/kernel/cmdline', `${cmdline}\n`);
   await mkdir(join(tree, 'boot/efi'), { recursive: true });

@@ -59,7 +59,12 @@ describe('memu build qemu-amd64', () => {
     expect(await debugfs('root-a', 'stat /usr/lib/memu/agent/memu-agent.mjs')).toMatch(/Size: [1-9]\d{5,}/);
     expect(await debugfs('root-a', 'ls /etc/systemd/system/multi-user.target.wants')).toContain('memu-agent.service');
     expect(JSON.parse(await debugfs('root-a', 'cat /etc/docker/daemon.json'))['data-root']).toBe('/var/lib/memu/docker');
-    expect(await debugfs('root-a', 'cat /etc/fstab')).toContain(`PARTUUID=${part('data').partUuid} /var/lib/memu ext4`);
+    const fstab = await debugfs('root-a', 'cat /etc/fstab');
+    expect(fstab).toContain(`PARTUUID=${part('data').partUuid} /var/lib/memu ext4`);
+    // The data partition is checked by memu's own fsck unit (systemd-fsck@ is bound to the
+    // device, and the partition's growth on first boot would unmount it through that).
+    expect(fstab).toMatch(/\/var\/lib\/memu ext4 \S*x-systemd\.requires=memu-data-fsck\.service\S* 0 0/);
+    expect(await debugfs('root-a', 'cat /etc/systemd/system/memu-data-fsck.service')).toContain(`ExecStart=/usr/lib/systemd/systemd-fsck /dev/disk/by-partuuid/${part('data').partUuid}`);
     expect((await debugfs('root-a', 'cat /etc/hostname')).trim()).toBe('memu');
     expect(await debugfs('root-a', 'ls /etc/ssh')).not.toMatch(/ssh_host_/);
     const resolv = await exec('debugfs', ['-R', 'stat /etc/resolv.conf', ext4('root-a')]);
