@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { renderTemplate } from './template.ts';
 import { generateSynapseSigningKey } from './stack-secrets.ts';
 import { parseStackValues, templateContext, type StackValuesInput } from './stack-values.ts';
-import { writeFileAtomic } from '../atomic-file.ts';
-import { fileIsCurrent, type FileOwner } from './write-config-file.ts';
+import { writeFileAtomic, type FileOwner } from '../atomic-file.ts';
+import { fileIsCurrent } from './write-config-file.ts';
 
 /** Users inside the images that must read their config files (mode 0600). */
 export const SYNAPSE_USER: FileOwner = { uid: 991, gid: 991 };

@@ -1,7 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { FileOwner } from '../atomic-file.ts';
 
-export type { FileOwner };
 
 /** True when `path` already holds exactly `data` with this mode (and owner, as root). */
 export async function fileIsCurrent(path: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<boolean> {

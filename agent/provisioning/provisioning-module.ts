@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.ts';
 import type { AgentModule } from '../module.ts';
 import { loadDiskLayout, layoutPartition } from '../storage/layout.ts';
-import { mountedDevice } from '../storage/mounts.ts';
+import { requireMounted } from '../storage/mounts.ts';
 import { growDataFilesystem, growDataPartition, readDataPartition } from '../storage/grow-data.ts';
 import { ProvisioningJournal, type ProvisioningState, type ProvisioningStep } from './journal.ts';
 
@@ -58,10 +58,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, stack
       const layout = await loadDiskLayout(config.layoutPath);
       const data = layoutPartition(layout, 'data');
       const geometry = await readDataPartition(data, paths);
-      const mounted = await mountedDevice(config.dataDir);
-      if (mounted !== geometry.device) {
-        throw new Error(`the data partition ${geometry.device} is not mounted at ${config.dataDir} (found ${mounted ?? 'nothing'}); check var-lib-memu.mount and /etc/fstab`);
-      }
+      await requireMounted(geometry.device, config.dataDir);
       const firstBoot = createFirstBootSteps({
         ...deviceEffects(config),
         dataDir: config.dataDir,

@@ -1,8 +1,9 @@
-import { readdir, readFile, realpath, stat, statfs } from 'node:fs/promises';
+import { readdir, readFile, realpath, statfs } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LayoutPartition } from '../contracts/disk-layout.ts';
 import { runCommand } from '../run-command.ts';
+import { requireMounted } from './mounts.ts';
 
 /**
  * First-boot growth of the data partition and its ext4 filesystem to fill the drive.
@@ -102,11 +103,10 @@ export async function growDataPartition(part: LayoutPartition, paths: BlockPaths
 
 export async function growDataFilesystem(part: LayoutPartition, paths: BlockPaths, mountPoint: string, log: Logger): Promise<void> {
   const g = await readDataPartition(part, paths);
-  // Everything the family keeps lives on this filesystem: if the mount is gone (as a udev
-  // flap during the partition's growth once made systemd do), growing and measuring the
-  // root filesystem's empty /var/lib/memu instead must fail loudly, not pass.
-  const [mounted, device] = await Promise.all([stat(mountPoint), stat(g.device)]);
-  if (mounted.dev !== device.rdev) throw new Error(`the data partition ${g.device} is not mounted at ${mountPoint}; see \`journalctl -u var-lib-memu.mount\``);
+  // Checked again after the partition grew: a udev flap during the growth once made systemd
+  // unmount it, and resize2fs would then have grown it offline while the agent measured and
+  // wrote the root filesystem's empty /var/lib/memu.
+  await requireMounted(g.device, mountPoint);
   const fs = await statfs(mountPoint);
   const fsBytes = fs.blocks * fs.bsize;
   const partBytes = g.sizeSectors * SECTOR;

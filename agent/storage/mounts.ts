@@ -1,5 +1,17 @@
 import { readFile, realpath } from 'node:fs/promises';
 
+/**
+ * Throws unless `device` is what is mounted at `mountPoint`: everything the family keeps
+ * lives on the data filesystem, and provisioning must never write it onto a root slot's
+ * empty directory instead.
+ */
+export async function requireMounted(device: string, mountPoint: string): Promise<void> {
+  const mounted = await mountedDevice(mountPoint);
+  if (mounted !== device) {
+    throw new Error(`the data partition ${device} is not mounted at ${mountPoint} (found ${mounted ?? 'nothing'}); check var-lib-memu.mount and /etc/fstab`);
+  }
+}
+
 /** The device mounted at `mountPoint` according to /proc/self/mountinfo, if any. */
 export async function mountedDevice(mountPoint: string, mountinfoPath = '/proc/self/mountinfo'): Promise<string | undefined> {
   const text = await readFile(mountinfoPath, 'utf8');

@@ -209,15 +209,11 @@ export class WritePipeline {
    */
   submit(buf: IoBuffer, pieces: Array<{ bufferOffset: number; length: number; position: number }>, alsoUsedBy?: Promise<unknown>): void {
     const job = (async () => {
-      try {
-        await this.writePieces(buf, pieces);
-      } catch (err) {
-        this.failure ??= err;
-      }
+      await this.writePieces(buf, pieces).catch((err: unknown) => this.fail(err));
       try {
         await alsoUsedBy;
       } catch (err) {
-        this.failure ??= err;
+        this.fail(err);
       } finally {
         this.pool.release(buf);
       }
@@ -227,7 +223,6 @@ export class WritePipeline {
   }
 
   private async writePieces(buf: IoBuffer, pieces: Array<{ bufferOffset: number; length: number; position: number }>): Promise<void> {
-
     for (const p of pieces) {
       await writeFully(this.target, buf.view.subarray(p.bufferOffset), p.length, p.position, buf.direct && isAligned(p.bufferOffset));
       this.bytesWritten += p.length;
@@ -237,9 +232,7 @@ export class WritePipeline {
     if (this.sinceSync >= this.syncEveryBytes && !this.syncing) {
       this.sinceSync = 0;
       this.syncing = syncTarget(this.target)
-        .catch((err) => {
-          this.failure ??= err;
-        })
+        .catch((err: unknown) => this.fail(err))
         .finally(() => {
           this.syncing = undefined;
         });

@@ -74,17 +74,17 @@ export async function verifyExtents(
       } else {
         hash ??= opts.hasher.begin(x.algorithm);
         await opts.hasher.update(hash, actual);
+        if (c.last) {
+          const digest = await opts.hasher.digest(hash);
+          hash = undefined;
+          if (x.digest === undefined) throw new Error(`no digest was recorded for bytes ${x.start}-${x.start + x.length - 1} to verify against`);
+          if (digest !== x.digest) throw mismatch(target, x, await firstDifference(target, x, against.readImage).catch(() => undefined));
+        }
       }
       // The buffers are checked; reuse them for the read `depth` chunks ahead.
       if (i + depth < chunks.length) start(i + depth);
       verified += c.length;
       opts.onBytes?.(verified);
-      if (c.last && hash) {
-        const digest = await opts.hasher.digest(hash);
-        hash = undefined;
-        if (x.digest === undefined) throw new Error(`no digest was recorded for bytes ${x.start}-${x.start + x.length - 1} to verify against`);
-        if (digest !== x.digest) throw mismatch(target, x, await firstDifference(target, x, against.kind === 'digests' ? against.readImage : undefined).catch(() => undefined));
-      }
     }
   } finally {
     await Promise.allSettled(reads);
@@ -113,8 +113,7 @@ function mismatch(target: TargetIo, extent: WrittenExtent, offset: number | unde
 }
 
 /** Compares the target with the image over the extent, chunk by chunk; undefined if they agree now. */
-async function firstDifference(target: TargetIo, extent: WrittenExtent, readImage: ImageRangeReader | undefined): Promise<number | undefined> {
-  if (!readImage) return undefined;
+async function firstDifference(target: TargetIo, extent: WrittenExtent, readImage: ImageRangeReader): Promise<number | undefined> {
   const step = 4 << 20;
   const b = target.buffers[0]!;
   for (let pos = extent.start; pos < extent.start + extent.length; pos += step) {

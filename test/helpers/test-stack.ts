@@ -14,37 +14,31 @@ export function stackYaml(image: string): string {
     logging:
       driver: local
       options: { max-size: 1m, max-file: "2" }`;
+  const healthcheck = (test: string) => `    healthcheck:
+      test: ${test}
+      interval: 2s
+      timeout: 2s
+      retries: 15`;
+  /** A busybox httpd serving `body`, healthy once it answers on `port`. */
+  const httpd = (port: number, body: string) => `    command: ["sh", "-c", "busybox mkdir -p /www && echo ${body} > /www/index.html && exec httpd -f -p ${port} -h /www"]
+${healthcheck(`["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:${port}/"]`)}`;
   return `name: memu-test
 services:
   store:
 ${common}
     command: ["sh", "-c", "sleep 3; echo ok > /tmp/ready; while true; do sleep 3600; done"]
-    healthcheck:
-      test: ["CMD", "test", "-f", "/tmp/ready"]
-      interval: 2s
-      timeout: 2s
-      retries: 15
+${healthcheck('["CMD", "test", "-f", "/tmp/ready"]')}
   api:
 ${common}
     depends_on:
       store: { condition: service_healthy }
-    command: ["sh", "-c", "busybox mkdir -p /www && echo api-ok > /www/index.html && exec httpd -f -p 8081 -h /www"]
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/"]
-      interval: 2s
-      timeout: 2s
-      retries: 15
+${httpd(8081, 'api-ok')}
   web:
 ${common}
     depends_on:
       api: { condition: service_healthy }
     ports: ["80:80"]
-    command: ["sh", "-c", "busybox mkdir -p /www && echo 'memu test stack' > /www/index.html && exec httpd -f -p 80 -h /www"]
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:80/"]
-      interval: 2s
-      timeout: 2s
-      retries: 15
+${httpd(80, "'memu test stack'")}
 `;
 }
 

@@ -3,12 +3,12 @@ import { readFileSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { cliBundleRoot, type CliBundlePointer } from '../../image/cli/bundle.ts';
 import { repoRoot } from '../../image/repo-root.ts';
 
 const execFileAsync = promisify(execFile);
 const memu = join(repoRoot, 'bin/memu.mjs');
-const pointerPath = join(repoRoot, '.cache/cli/current.json');
-const pointer = (): { dir: string; builtAt: number; inputs: string[] } => JSON.parse(readFileSync(pointerPath, 'utf8'));
+const pointer = (): CliBundlePointer => JSON.parse(readFileSync(join(cliBundleRoot, 'current.json'), 'utf8'));
 const run = (...args: string[]) => execFileAsync(process.execPath, [memu, ...args], { env: { ...process.env, MEMU_CLI_FROM_SOURCE: '' } });
 
 describe('memu starts from a bundle of the CLI that is never stale', () => {
@@ -17,7 +17,7 @@ describe('memu starts from a bundle of the CLI that is never stale', () => {
     const built = pointer();
     expect(built.inputs).toContain('image/cli/main.ts');
     expect(built.inputs).toContain('image/flash/flash-image.ts');
-    expect(statSync(join(repoRoot, '.cache/cli', built.dir, 'main.js')).isFile()).toBe(true);
+    expect(statSync(join(cliBundleRoot, built.dir, 'main.js')).isFile()).toBe(true);
 
     // Nothing changed: the same bundle runs.
     expect((await run('flash', '--help')).stdout).toBe(first.stdout);
