@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { STACK_INSTALL_DIR } from './contracts/stack-files.ts';
+import { STACK_INSTALL_DIR } from '../shared/contracts/stack-files.ts';
 
 /** Agent settings, from the environment (systemd unit / /etc/memu/agent.env) with defaults. */
 export interface AgentConfig {

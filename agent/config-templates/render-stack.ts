@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { renderTemplate } from './template.ts';
 import { generateSynapseSigningKey } from './stack-secrets.ts';
 import { parseStackValues, templateContext, type StackValuesInput } from './stack-values.ts';
-import { writeFileAtomic, type FileOwner } from '../atomic-file.ts';
+import { writeFileAtomic, type FileOwner } from '../../shared/files/durable-files.ts';
 import { fileIsCurrent } from './write-config-file.ts';
 
 /** Users inside the images that must read their config files (mode 0600). */

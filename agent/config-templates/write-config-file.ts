@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import type { FileOwner } from '../atomic-file.ts';
+import type { FileOwner } from '../../shared/files/durable-files.ts';
 
 
 /** True when `path` already holds exactly `data` with this mode (and owner, as root). */

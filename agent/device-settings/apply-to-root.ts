@@ -1,7 +1,7 @@
 import { access, mkdir, readdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDirectory } from '../atomic-file.ts';
+import { fsyncDirectory } from '../../shared/files/durable-files.ts';
 import { readTextIfPresent, writeFileDurably } from '../provisioning/steps/durable-files.ts';
 import {
   authorizedKeysText,

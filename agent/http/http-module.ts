@@ -4,8 +4,8 @@ import type { AgentConfig } from '../config.ts';
 import type { AgentModule } from '../module.ts';
 import type { ProvisioningModule } from '../provisioning/provisioning-module.ts';
 import type { StackModule } from '../stack/stack-module.ts';
-import { healthzRoute } from './healthz-route.ts';
-import { provisioningSummary } from '../provisioning/steps/provisioning-summary.ts';
+import { healthzRoute } from '../health/routes.ts';
+import { provisioningSummary } from '../provisioning/summary.ts';
 
 export interface HttpModule extends AgentModule {
   /** The address actually bound (port 0 in tests picks a free one). */

@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { writeFileAtomic } from '../atomic-file.ts';
+import { writeFileAtomic } from '../../shared/files/durable-files.ts';
 
 /**
  * First-boot provisioning as a journal of named, idempotent steps. Each finished step is

@@ -8,8 +8,8 @@ import {
   withoutPreseedSecrets,
   type Preseed,
   type PreseedSecretField,
-} from '../contracts/preseed.ts';
-import { FatAccessError, openFatVolume, type FatVolume } from '../fat-partition.ts';
+} from '../../shared/contracts/preseed.ts';
+import { FatAccessError, openFatVolume, type FatVolume } from '../../shared/fat/fat-volume.ts';
 
 /**
  * Reads the first-boot settings from the first FAT partition and, once provisioning

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { runCommand } from '../run-command.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 import { applyStoredDeviceSettings, writeHostname } from '../device-settings/apply-to-root.ts';
 import { createFirstBootSteps } from './steps/first-boot-steps.ts';
 import { preseedFatDevice } from './steps/first-boot-context.ts';

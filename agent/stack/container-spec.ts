@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
-import type { DesiredNetwork, DesiredService, DesiredStack, DesiredVolume } from './desired-stack.ts';
+import type { DesiredNetwork, DesiredService, DesiredStack, DesiredVolume } from '../../shared/compose/desired-stack.ts';
 import { CONFIG_HASH_LABEL, NETWORK_LABEL, SERVICE_LABEL, STACK_LABEL, VOLUME_LABEL } from './labels.ts';
 
 /** Everything needed to create one service's container, and the hash that identifies it. */

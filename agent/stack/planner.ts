@@ -1,7 +1,7 @@
-import { pinnedReference, type ImageLock, type Platform } from '../contracts/image-lock.ts';
+import { pinnedReference, type ImageLock, type Platform } from '../../shared/contracts/image-lock.ts';
 import { containerBlueprint, familiarReference, networkBlueprint, volumeBlueprint } from './container-spec.ts';
 import type { CurrentContainer, CurrentState } from './current-state.ts';
-import { dependencyOrder, type DesiredService, type DesiredStack, type RestartPolicy } from './desired-stack.ts';
+import { dependencyOrder, type DesiredService, type DesiredStack, type RestartPolicy } from '../../shared/compose/desired-stack.ts';
 import { nextRetry, type BackoffPolicy, type RestartHistory } from './restart-backoff.ts';
 import { describeStatus, type ServiceStatus } from './service-status.ts';
 import type { Step } from './steps.ts';

@@ -1,11 +1,11 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import type { ImageLock, Platform } from '../contracts/image-lock.ts';
-import { loadComposeStack } from './compose-load.ts';
+import type { ImageLock, Platform } from '../../shared/contracts/image-lock.ts';
+import { loadComposeStack } from '../../shared/compose/load.ts';
 import { readCurrentState } from './current-state.ts';
-import type { DesiredStack } from './desired-stack.ts';
+import type { DesiredStack } from '../../shared/compose/desired-stack.ts';
 import { createExecutors, runStep } from './executors.ts';
-import type { Variables } from './interpolate.ts';
+import type { Variables } from '../../shared/compose/interpolate.ts';
 import { stackFilter } from './labels.ts';
 import { planNextSteps } from './planner.ts';
 import {

@@ -2,10 +2,10 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { imageLockSchema, pinnedReference, type ImageLock, type Platform } from '../contracts/image-lock.ts';
-import { DEVICE_OVERRIDES, STACK_BASE_FILE, STACK_LOCK_FILE } from '../contracts/stack-files.ts';
+import { imageLockSchema, pinnedReference, type ImageLock, type Platform } from '../../shared/contracts/image-lock.ts';
+import { DEVICE_OVERRIDES, STACK_BASE_FILE, STACK_LOCK_FILE } from '../../shared/contracts/stack-files.ts';
 import type { AgentModule } from '../module.ts';
-import { parseEnvFile } from './compose-load.ts';
+import { parseEnvFile } from '../../shared/compose/load.ts';
 import { createStackReconciler, type StackReconciler, type StackStatus } from './reconciler.ts';
 import type { ServiceStatus } from './service-status.ts';
 

@@ -1,8 +1,8 @@
 import { readdir, readFile, realpath, statfs } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import type { LayoutPartition } from '../contracts/disk-layout.ts';
-import { runCommand } from '../run-command.ts';
+import type { LayoutPartition } from '../../shared/contracts/disk-layout.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 import { requireMounted } from './mounts.ts';
 
 /**

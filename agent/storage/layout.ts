@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { diskLayoutSchema, type DiskLayout, type LayoutPartition } from '../contracts/disk-layout.ts';
+import { diskLayoutSchema, type DiskLayout, type LayoutPartition } from '../../shared/contracts/disk-layout.ts';
 
 export async function loadDiskLayout(path: string): Promise<DiskLayout> {
   let text: string;

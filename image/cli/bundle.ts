@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { writeFileAtomic } from '../../agent/atomic-file.ts';
-import { nodeBundleOptions } from '../build/node-bundle-options.ts';
-import { repoRoot } from '../repo-root.ts';
+import { writeFileAtomic } from '../../shared/files/durable-files.ts';
+import { nodeBundleOptions } from '../pipeline/node-bundle-options.ts';
+import { repoRoot } from '../host/repo-root.ts';
 
 /**
  * `memu` starts from an esbuild bundle of the CLI instead of compiling its TypeScript

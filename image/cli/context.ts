@@ -1,5 +1,5 @@
-import { createHostLogger, type Logger } from '../log.ts';
-import { createProgress, type Progress } from '../progress.ts';
+import { createHostLogger, type Logger } from '../host/log.ts';
+import { createProgress, type Progress } from '../host/progress.ts';
 
 /** What every command gets: a logger and a progress display honouring the global flags. */
 export interface CliContext {

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode, MemuError } from './exit-codes.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
 import { createCliContext, type CliContext } from './context.ts';
 import { loadCommands } from './commands/index.ts';
 

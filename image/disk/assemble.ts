@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
-import type { DiskLayout } from '../../agent/contracts/disk-layout.ts';
-import { runTool } from '../host-tools.ts';
+import type { DiskLayout } from '../../shared/contracts/disk-layout.ts';
+import { runTool } from '../host/host-tools.ts';
 import { sfdiskScript } from './layout.ts';
 
 /**

@@ -2,7 +2,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PartitionTarget } from './assemble.ts';
-import { runTool } from '../host-tools.ts';
+import { runTool } from '../host/host-tools.ts';
 
 /**
  * Makes an ext4 filesystem inside a disk image file at a partition's offset with `mke2fs -d` (no loop device, no mount),

@@ -1,7 +1,7 @@
 import { lstat, readdir, utimes } from 'node:fs/promises';
 import type { PartitionTarget } from './assemble.ts';
 import { join } from 'node:path';
-import { runTool } from '../host-tools.ts';
+import { runTool } from '../host/host-tools.ts';
 
 /**
  * Makes a FAT filesystem inside a disk image at a partition's offset with mkfs.vfat and fills it with mtools

@@ -1,5 +1,5 @@
 import { PartitionType, type HardwareProfile, type PartitionSpec } from '../../hardware/profile.ts';
-import { DISK_LAYOUT_FORMAT, type DiskLayout, type LayoutPartition } from '../../agent/contracts/disk-layout.ts';
+import { DISK_LAYOUT_FORMAT, type DiskLayout, type LayoutPartition } from '../../shared/contracts/disk-layout.ts';
 import { derivedFatVolumeId, derivedUuid } from './ids.ts';
 
 export const SECTOR = 512;

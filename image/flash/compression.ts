@@ -1,8 +1,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { runCommandOutcome } from '../../agent/run-command.ts';
+import { runCommandOutcome } from '../../shared/process/run-command.ts';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { ExitCode, MemuError } from '../cli/exit-codes.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
 
 /** How an image file is stored. */
 export type Compression = 'none' | 'zstd' | 'xz' | 'gzip';

@@ -1,12 +1,12 @@
 import { constants, ftruncate } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Logger } from '../log.ts';
-import type { Progress } from '../progress.ts';
-import { formatBytes } from '../progress.ts';
-import { ExitCode, MemuError } from '../cli/exit-codes.ts';
-import { BmapError, readBmapFile, type Bmap } from '../bmap.ts';
-import { describeTarget, refusalFor, unmountDevice, type BlockDevice } from '../block-devices.ts';
+import type { Logger } from '../host/log.ts';
+import type { Progress } from '../host/progress.ts';
+import { formatBytes } from '../host/progress.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
+import { BmapError, readBmapFile, type Bmap } from '../disk/bmap.ts';
+import { describeTarget, refusalFor, unmountDevice, type BlockDevice } from './block-devices.ts';
 import { bmapCandidates, declaredUncompressedSize, detectCompression, spawnDecompressor, type Compression } from './compression.ts';
 import { closeTarget, dropTargetCache, openTargetForRead, openTargetForWrite, rereadPartitionTable, WritePipeline, type TargetKind } from './target.ts';
 import { writeImage, type ImageInput, type WritePlan } from './write-engine.ts';

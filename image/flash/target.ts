@@ -1,8 +1,8 @@
 import { constants, fdatasync, ftruncate, read, write, close, open as openCb } from 'node:fs';
-import { runCommandOutcome } from '../../agent/run-command.ts';
+import { runCommandOutcome } from '../../shared/process/run-command.ts';
 import { promisify } from 'node:util';
-import { ExitCode, MemuError } from '../cli/exit-codes.ts';
-import { formatBytes } from '../progress.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
+import { formatBytes } from '../host/progress.ts';
 import { allocateIoBuffers, BufferPool, directAlignment, type IoBuffer } from './aligned-buffers.ts';
 
 const openAsync = promisify(openCb) as (path: string, flags: number, mode?: number) => Promise<number>;

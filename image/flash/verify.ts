@@ -1,5 +1,5 @@
-import { ExitCode, MemuError } from '../cli/exit-codes.ts';
-import { formatBytes } from '../progress.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
+import { formatBytes } from '../host/progress.ts';
 import type { BackgroundHasher, RunningHash } from './background-hasher.ts';
 import { readFully, type TargetIo } from './target.ts';
 import { preadFully, type WrittenExtent } from './write-engine.ts';

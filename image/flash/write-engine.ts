@@ -1,6 +1,6 @@
 import { read } from 'node:fs';
-import { ExitCode, MemuError } from '../cli/exit-codes.ts';
-import type { BmapChecksumType } from '../bmap.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
+import type { BmapChecksumType } from '../disk/bmap.ts';
 import type { IoBuffer } from './aligned-buffers.ts';
 import type { BackgroundHasher, RunningHash } from './background-hasher.ts';
 import { spawnDecompressor, type Compression } from './compression.ts';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../host/log.ts';
 import type { CredentialLookup, RegistryCredential } from './credentials.ts';
 import { MANIFEST_ACCEPT, parseManifest, type ParsedManifest } from './manifest.ts';
 import { registryEndpoint, type ImageReference, type RegistryEndpoint, type RegistryMirrors } from './reference.ts';

@@ -3,11 +3,11 @@ import { mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Platform } from '../../agent/contracts/image-lock.ts';
+import type { Platform } from '../../shared/contracts/image-lock.ts';
 import { fsyncDirectory, temporaryNameFor } from '../atomic-write.ts';
-import { ExitCode, MemuError } from '../cli/exit-codes.ts';
-import type { Logger } from '../log.ts';
-import { formatBytes, type Progress } from '../progress.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
+import type { Logger } from '../host/log.ts';
+import { formatBytes, type Progress } from '../host/progress.ts';
 import { BlobCache } from '../oci/blob-cache.ts';
 import { loadCredentials } from '../oci/credentials.ts';
 import { familiarName, fullName, isDigest, parseImageReference, type ImageReference, type RegistryMirrors } from '../oci/reference.ts';

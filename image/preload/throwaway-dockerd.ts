@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../host/log.ts';
 
 const run = promisify(execFile);
 

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
-import type { Logger } from '../log.ts';
-import { ExitCode, MemuError } from '../cli/exit-codes.ts';
+import type { Logger } from '../host/log.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
 import {
   PRESEED_FILE_NAME,
   PRESEED_MAX_BYTES,
@@ -10,8 +10,8 @@ import {
   serializePreseed,
   validatePreseed,
   type Preseed,
-} from '../../agent/contracts/preseed.ts';
-import { FatAccessError, mountedNodes, openFatVolume, type FatErrorKind } from '../../agent/fat-partition.ts';
+} from '../../shared/contracts/preseed.ts';
+import { FatAccessError, mountedNodes, openFatVolume, type FatErrorKind } from '../../shared/fat/fat-volume.ts';
 
 export interface WritePreseedOptions {
   /** A Memu disk image file or a block device holding a flashed Memu disk. */

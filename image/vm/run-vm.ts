@@ -3,8 +3,8 @@ import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { HardwareProfile } from '../../hardware/profile.ts';
-import { requireHostTools, runTool } from '../host-tools.ts';
-import type { Logger } from '../log.ts';
+import { requireHostTools, runTool } from '../host/host-tools.ts';
+import type { Logger } from '../host/log.ts';
 
 /**
  * Boots a Memu image in QEMU (TCG: software emulation, no KVM) with UEFI firmware from

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ImageManifest } from '../../image/build/image-manifest.ts';
+import type { ImageManifest } from '../../image/release/image-manifest.ts';
 import { buildQemuImage, runMemu, type BuildOutput } from '../helpers/memu-build.ts';
 
 interface Healthz {

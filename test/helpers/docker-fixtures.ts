@@ -12,7 +12,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
-import type { ImageLock, Platform } from '../../agent/contracts/image-lock.ts';
+import type { ImageLock, Platform } from '../../shared/contracts/image-lock.ts';
 import { STACK_LABEL } from '../../agent/stack/labels.ts';
 
 const run = promisify(execFile);

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDirectory, writeFileAtomic, type FileOwner } from '../../atomic-file.ts';
+import { fsyncDirectory, writeFileAtomic, type FileOwner } from '../../../shared/files/durable-files.ts';
 
 /**
  * File writes for provisioning state that must survive a power cut at any instant.

@@ -4,8 +4,8 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import { mountedNodes, openFatVolume } from '../../fat-partition.ts';
-import { fsyncFile } from '../../atomic-file.ts';
+import { mountedNodes, openFatVolume } from '../../../shared/fat/fat-volume.ts';
+import { fsyncFile } from '../../../shared/files/durable-files.ts';
 
 /**
  * FAT frees a deleted file's clusters without clearing them, so after the scrub the old

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { realpath } from 'node:fs/promises';
-import type { DiskLayout } from '../../contracts/disk-layout.ts';
+import type { DiskLayout } from '../../../shared/contracts/disk-layout.ts';
 import type { ProvisioningStep } from '../journal.ts';
 import type { StackValuesInput } from '../../config-templates/stack-values.ts';
 import type { RootEffects } from '../../device-settings/apply-to-root.ts';

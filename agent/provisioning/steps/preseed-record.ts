@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { validatePreseed, type Preseed } from '../../contracts/preseed.ts';
+import { validatePreseed, type Preseed } from '../../../shared/contracts/preseed.ts';
 import { firstBootPaths } from './first-boot-context.ts';
 import { readJsonIfPresent, writeJsonDurably } from './durable-files.ts';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { PRESEED_FILE_NAME, preseedSecretFields, presentPreseedFields } from '../../contracts/preseed.ts';
+import { PRESEED_FILE_NAME, preseedSecretFields, presentPreseedFields } from '../../../shared/contracts/preseed.ts';
 import { readPreseed, scrubPreseedSecrets } from '../preseed-source.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
 import { removeStaleTemporaryFiles } from './durable-files.ts';

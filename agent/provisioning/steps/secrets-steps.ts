@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { defaultComposeDir, renderStackConfig, SYNAPSE_USER } from '../../config-templates/render-stack.ts';
 import { generateStackSecrets, generateSynapseSigningKey } from '../../config-templates/stack-secrets.ts';
 import { stackSecretsSchema, type StackSecrets, type StackValuesInput } from '../../config-templates/stack-values.ts';
-import { normalizeClaimCode } from '../../contracts/preseed.ts';
+import { normalizeClaimCode } from '../../../shared/contracts/preseed.ts';
 import { readStoredSettings } from '../../device-settings/device-settings.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
 import { createFileOnce, readTextIfPresent, removeStaleTemporaryFiles } from './durable-files.ts';

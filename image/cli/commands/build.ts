@@ -1,7 +1,7 @@
 import { loadProfile, profileNames, ProfileError } from '../../../hardware/index.ts';
-import { buildImage, defaultBuildConfig } from '../../build/pipeline.ts';
+import { buildImage, defaultBuildConfig } from '../../pipeline/pipeline.ts';
 import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../exit-codes.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
 import { parseMirrorOptions } from './stack.ts';
 
 export const registerBuild: RegisterCommand = (program, run) => {

@@ -1,10 +1,10 @@
 import { createInterface } from 'node:readline/promises';
 import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../exit-codes.ts';
-import { formatBytes } from '../../progress.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
+import { formatBytes } from '../../host/progress.ts';
 import { flashImage } from '../../flash/flash-image.ts';
 import { createJsonLinesProgress } from '../../flash/json-progress.ts';
-import type { BlockDevice } from '../../block-devices.ts';
+import type { BlockDevice } from '../../flash/block-devices.ts';
 import { loadPreseedSettings, writePreseed } from '../../preseed/write.ts';
 
 interface FlashCliOptions {

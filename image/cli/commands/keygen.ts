@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../exit-codes.ts';
-import { generateSigningKey } from '../../signing.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
+import { generateSigningKey } from '../../release/signing-keys.ts';
 
 export const registerKeygen: RegisterCommand = (program, run) => {
   program

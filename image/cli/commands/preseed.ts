@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../exit-codes.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
 import { loadPreseedSettings, writePreseed } from '../../preseed/write.ts';
-import { PRESEED_FILE_NAME, presentPreseedFields } from '../../../agent/contracts/preseed.ts';
+import { PRESEED_FILE_NAME, presentPreseedFields } from '../../../shared/contracts/preseed.ts';
 
 interface PreseedOptions {
   image?: string;

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../exit-codes.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
 import { defaultBlobCacheDir } from '../../oci/blob-cache.ts';
 import { parseRegistryMirror, type RegistryMirrors } from '../../oci/reference.ts';
-import { checkImagesLocked, lockStack, parsePlatforms, readComposeImages, readImageLock } from '../../stack-lock.ts';
+import { checkImagesLocked, lockStack, parsePlatforms, readComposeImages, readImageLock } from '../../stack/lock.ts';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 

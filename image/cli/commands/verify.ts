@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { loadPublicKey } from '../../../agent/contracts/signature.ts';
-import { developmentPublicKeyPath } from '../../build/pipeline.ts';
-import { verifyImageDirectory } from '../../verify.ts';
+import { loadPublicKey } from '../../../shared/contracts/signature.ts';
+import { developmentPublicKeyPath } from '../../pipeline/pipeline.ts';
+import { verifyImageDirectory } from '../../release/verify-output.ts';
 import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../exit-codes.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
 
 export const registerVerify: RegisterCommand = (program, run) => {
   program

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { loadProfile, profileNames, ProfileError } from '../../../hardware/index.ts';
 import { startVm, waitForHealthz } from '../../vm/run-vm.ts';
 import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../exit-codes.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
 
 /** Sizes such as 8G, 512M or a byte count. */
 export function parseSize(text: string): number {

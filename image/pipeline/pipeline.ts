@@ -1,0 +1,301 @@
+import { readdir, readFile, rm, stat, statfs, mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { platformOf, type HardwareProfile } from '../../hardware/profile.ts';
+import type { RegistryMirrors } from '../oci/reference.ts';
+import { prepareStack } from './stack.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
+import { requireHostTools, runTool, type HostTool } from '../host/host-tools.ts';
+import type { Logger } from '../host/log.ts';
+import { formatBytes, type Progress } from '../host/progress.ts';
+import { generateSigningKey, loadSigningKey, type SigningKey } from '../release/signing-keys.ts';
+import { computeLayout, partitionByRole } from '../disk/layout.ts';
+import { makeExt4 } from '../disk/ext4.ts';
+import { makeFat } from '../disk/fat.ts';
+import { createDisk } from '../disk/assemble.ts';
+import type { LayoutPartition } from '../../shared/contracts/disk-layout.ts';
+import { bundleAgent, projectVersion } from './agent-bundle.ts';
+import { repoRoot } from '../host/repo-root.ts';
+import { writeArtifacts, type ArtifactsResult } from './artifacts.ts';
+import { prepareBoot } from './boot/uefi-systemd-boot.ts';
+import { clampTreeTimes } from './clamp-times.ts';
+import { buildRootfs, keyDigest } from './rootfs.ts';
+import { applyOverlays, createStagingTree, enableUnits, replaceFile } from './staging.ts';
+
+/**
+ * `memu build`: one linear list of named stages (mkosi's build_image()), each a small
+ * function from typed inputs to outputs:
+ *
+ *   rootfs -> overlays -> agent -> [stack] -> boot -> disk -> filesystems -> packages -> artifacts
+ *
+ * Only `rootfs` is cached (its key is a manifest of its inputs); every later stage takes
+ * seconds, so a change to overlays or the agent rebuilds from the cached root tree.
+ */
+export interface BuildConfig {
+  profile: HardwareProfile;
+  outDir: string;
+  cacheDir: string;
+  sourceDateEpoch: number;
+  version: string;
+  /** Seed for disk/partition GUIDs and filesystem UUIDs; fixed per profile by default. */
+  layoutSeed: string;
+  signingKeyPath?: string;
+  refreshRootfs?: boolean;
+  /** Extra overlay directories laid on top of the repository's (factory certificates, branding). */
+  extraOverlays?: string[];
+  /** Container stack to install and preload: stack.yml (+ overrides) and images.lock.json. */
+  stackDir?: string;
+  /** Registry mirrors for preloading, e.g. { 'docker.io': '127.0.0.1:5000' }. */
+  registryMirrors?: RegistryMirrors;
+}
+
+export interface BuildResult {
+  artifacts: ArtifactsResult;
+  rootfsCacheHit: boolean;
+  stageSeconds: Record<string, number>;
+}
+
+/** Units enabled in every image, as `systemctl enable` would. */
+const ENABLED_UNITS = ['memu-agent.service', 'memu-ssh-hostkeys.service', 'systemd-networkd.service', 'systemd-resolved.service'];
+
+const BUILD_TOOLS: HostTool[] = ['mmdebstrap', 'sfdisk', 'mke2fs', 'debugfs', 'dumpe2fs', 'mkfs.vfat', 'mcopy', 'mmd', 'zstd', 'bmaptool'];
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+/** Free space on the shipped data partition beyond the preloaded images' estimate. */
+const DATA_HEADROOM_MIB = 256;
+/** Free space a build needs: the root tree (cold only), then filesystems, disk, zst. */
+const FREE_FOR_ROOTFS = 2 * GiB;
+const FREE_FOR_OUTPUT = 4 * GiB;
+
+export function defaultCacheDir(): string {
+  return process.env.MEMU_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'memu');
+}
+
+export async function defaultSourceDateEpoch(): Promise<number> {
+  if (process.env.SOURCE_DATE_EPOCH) {
+    const v = Number(process.env.SOURCE_DATE_EPOCH);
+    if (!Number.isInteger(v) || v < 0) throw new MemuError(`SOURCE_DATE_EPOCH must be whole seconds since 1970, got "${process.env.SOURCE_DATE_EPOCH}"`);
+    return v;
+  }
+  const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { memu: { sourceDateEpoch: number } };
+  return pkg.memu.sourceDateEpoch;
+}
+
+export async function defaultBuildConfig(profile: HardwareProfile, overrides: Partial<BuildConfig> = {}): Promise<BuildConfig> {
+  return {
+    profile,
+    outDir: resolve(overrides.outDir ?? join('out', profile.name)),
+    cacheDir: resolve(overrides.cacheDir ?? defaultCacheDir()),
+    sourceDateEpoch: overrides.sourceDateEpoch ?? (await defaultSourceDateEpoch()),
+    version: overrides.version ?? (await projectVersion()),
+    layoutSeed: overrides.layoutSeed ?? `memu-os:${profile.name}`,
+    signingKeyPath: overrides.signingKeyPath ?? process.env.MEMU_SIGNING_KEY,
+    refreshRootfs: overrides.refreshRootfs,
+    extraOverlays: (overrides.extraOverlays ?? []).map((d) => resolve(d)),
+    stackDir: overrides.stackDir ? resolve(overrides.stackDir) : undefined,
+    registryMirrors: overrides.registryMirrors ?? {},
+  };
+}
+
+export async function buildImage(config: BuildConfig, log: Logger, progress: Progress): Promise<BuildResult> {
+  const { profile } = config;
+  const stageSeconds: Record<string, number> = {};
+  const stage = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    progress.stage(name);
+    try {
+      const result = await run();
+      stageSeconds[name] = (Date.now() - started) / 1000;
+      progress.done();
+      return result;
+    } catch (err) {
+      progress.done('failed');
+      throw err;
+    }
+  };
+
+  await preflight(config);
+  const signingKey = await resolveSigningKey(config, log);
+  await mkdir(config.outDir, { recursive: true });
+  await removeStaleWorkDirs(config.outDir);
+  const workDir = join(config.outDir, `.memu-work-${process.pid}`);
+  await mkdir(workDir, { recursive: true });
+  const tree = join(workDir, 'root');
+
+  try {
+    const rootfs = await stage('rootfs', () =>
+      buildRootfs({ profile, sourceDateEpoch: config.sourceDateEpoch, cacheDir: config.cacheDir, refresh: config.refreshRootfs, log }),
+    );
+
+    await stage('overlays', async () => {
+      await createStagingTree(rootfs.tree, tree);
+      const overlayDirs = [join(repoRoot, 'overlays/common'), join(repoRoot, 'overlays', profile.name), ...(config.extraOverlays ?? [])];
+      const written = await applyOverlays(tree, overlayDirs);
+      await enableUnits(tree, ENABLED_UNITS);
+      log.info({ files: written.length }, 'overlays applied');
+    });
+
+    const agent = await stage('agent', async () => {
+      const bundle = await bundleAgent(config.version);
+      await replaceFile(tree, 'usr/lib/memu/agent/memu-agent.mjs', bundle.code);
+      return bundle;
+    });
+
+    const stack = config.stackDir
+      ? await stage('stack', () =>
+          prepareStack({
+            stackDir: config.stackDir!,
+            tree,
+            workDir,
+            platform: platformOf(profile),
+            blobCacheDir: join(config.cacheDir, 'blobs'),
+            registryMirrors: config.registryMirrors ?? {},
+            log,
+            progress,
+          }),
+        )
+      : undefined;
+
+    // The data partition holds the preloaded images with room to spare (balena's x1.4 rule).
+    const dataMiB = stack ? Math.ceil(stack.preload.estimatedPartitionBytes / MiB) + DATA_HEADROOM_MIB : undefined;
+    const shippedData = profile.partitions.find((p) => p.role === 'data')!.sizeMiB;
+    const layout = computeLayout(profile, config.layoutSeed, dataMiB && dataMiB > shippedData ? { data: dataMiB } : {});
+
+    const boot = await stage('boot', () => prepareBoot({ tree, workDir, profile, layout }));
+
+    const workImage = join(workDir, `memu-${profile.name}-${config.version}.img`);
+    await stage('disk', () => createDisk(workImage, layout));
+
+    await stage('filesystems', async () => {
+      await clampTreeTimes(tree, config.sourceDateEpoch);
+      const at = (role: LayoutPartition['role']) => {
+        const p = partitionByRole(layout, role);
+        return { part: p, target: { file: workImage, offsetBytes: p.startBytes, sizeBytes: p.sizeBytes } };
+      };
+      const root = at('root-a');
+      const data = at('data');
+      const esp = at('esp');
+      await makeExt4({ target: root.target, uuid: root.part.fsUuid, label: root.part.label, sourceDir: tree, epoch: config.sourceDateEpoch });
+      // The data partition ships with the preloaded images (or empty) and grows to fill the drive on first boot.
+      await makeExt4({ target: data.target, uuid: data.part.fsUuid, label: data.part.label, sourceDir: stack?.dataDir, epoch: config.sourceDateEpoch, reservedPercent: 1 });
+      await makeFat({ target: esp.target, volumeId: esp.part.fsUuid.replace('-', ''), label: 'MEMU-ESP', sourceDir: boot.espDir, epoch: config.sourceDateEpoch });
+    });
+
+    const packages = await stage('packages', () => listPackages(tree));
+
+    const artifacts = await stage('artifacts', () =>
+      writeArtifacts({
+        workImage,
+        workDir,
+        outDir: config.outDir,
+        baseName: `memu-${profile.name}-${config.version}`,
+        signingKey,
+        manifest: {
+          format: 'memu-image-manifest/1',
+          product: 'memu-os',
+          version: config.version,
+          profile: profile.name,
+          arch: profile.arch,
+          sourceDateEpoch: config.sourceDateEpoch,
+          rootfs: { key: keyDigest(rootfs.key), suite: rootfs.key.suite, mirror: rootfs.key.mirror },
+          kernel: boot.kernelVersion,
+          agent: { version: agent.version, sha256: agent.sha256 },
+          layout,
+          packages,
+          containerImages: stack?.images ?? [],
+        },
+      }),
+    );
+    log.info(
+      { dir: config.outDir, image: formatBytes(artifacts.manifest.sizes.imageBytes), mapped: formatBytes(artifacts.manifest.sizes.mappedBytes), zst: formatBytes(artifacts.manifest.sizes.zstBytes), stageSeconds },
+      'image built',
+    );
+    return { artifacts, rootfsCacheHit: rootfs.cacheHit, stageSeconds };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function preflight(config: BuildConfig): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new MemuError('memu build must run as root (mmdebstrap builds the root filesystem with real owners and device nodes)', ExitCode.environment, 'run it with sudo, or as root in a build container');
+  }
+  await requireHostTools(BUILD_TOOLS);
+  for (const dir of config.extraOverlays ?? []) {
+    const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
+    if (!isDir) throw new MemuError(`overlay ${dir} is not a directory`, ExitCode.badInput, 'pass --overlay DIR with a directory laid out like the root filesystem (etc/..., usr/...)');
+  }
+  await requireFreeSpace(config.outDir, FREE_FOR_OUTPUT, 'the image and its artifacts');
+  await requireFreeSpace(config.cacheDir, FREE_FOR_ROOTFS, 'the root filesystem cache');
+}
+
+async function requireFreeSpace(dir: string, needBytes: number, forWhat: string): Promise<void> {
+  // The directory may not exist yet: check the nearest existing parent.
+  let probe = dir;
+  for (;;) {
+    try {
+      const s = await statfs(probe);
+      const free = s.bavail * s.bsize;
+      if (free < needBytes) {
+        throw new MemuError(
+          `not enough free disk space in ${dir} for ${forWhat}: ${formatBytes(free)} free, about ${formatBytes(needBytes)} needed`,
+          ExitCode.environment,
+          'free some space, or choose another place with --out / --cache-dir (or MEMU_CACHE_DIR)',
+        );
+      }
+      return;
+    } catch (err) {
+      if (err instanceof MemuError) throw err;
+      const parent = resolve(probe, '..');
+      if (parent === probe) throw err;
+      probe = parent;
+    }
+  }
+}
+
+async function resolveSigningKey(config: BuildConfig, log: Logger): Promise<SigningKey> {
+  if (config.signingKeyPath) return loadSigningKey(config.signingKeyPath);
+  const base = join(config.cacheDir, 'keys', 'dev-signing');
+  await mkdir(join(config.cacheDir, 'keys'), { recursive: true });
+  const existing = await loadSigningKey(`${base}.key`).catch(() => undefined);
+  if (existing) {
+    log.warn({ key: `${base}.key`, keyId: existing.keyId }, 'signing with the local development key; pass --key (or MEMU_SIGNING_KEY) for release builds');
+    return existing;
+  }
+  const made = await generateSigningKey(base);
+  log.warn({ key: made.keyPath, keyId: made.keyId }, 'made a local development signing key; pass --key (or MEMU_SIGNING_KEY) for release builds');
+  return loadSigningKey(made.keyPath);
+}
+
+/** The development key `memu verify` trusts when no --key is given. */
+export function developmentPublicKeyPath(cacheDir = defaultCacheDir()): string {
+  return join(cacheDir, 'keys', 'dev-signing.pub');
+}
+
+async function removeStaleWorkDirs(outDir: string): Promise<void> {
+  for (const name of await readdir(outDir)) {
+    const m = /^\.memu-work-(\d+)$/.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = pid !== process.pid;
+    } catch {
+      alive = false;
+    }
+    if (!alive) await rm(join(outDir, name), { recursive: true, force: true });
+  }
+}
+
+/** Installed packages, read from the tree's dpkg database with the host's dpkg-query. */
+async function listPackages(tree: string): Promise<{ name: string; version: string; arch: string }[]> {
+  const { stdout } = await runTool('dpkg-query', [`--admindir=${join(tree, 'var/lib/dpkg')}`, '-W', '-f=${Package}\t${Version}\t${Architecture}\n']);
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .map(([name = '', version = '', arch = '']) => ({ name, version, arch }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}

@@ -1,0 +1,212 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { HardwareProfile } from '../../hardware/profile.ts';
+import type { Logger } from '../host/log.ts';
+import { runTool } from '../host/host-tools.ts';
+import { writeFileAtomic } from '../atomic-write.ts';
+import { clampTreeTimes } from './clamp-times.ts';
+import { treeDigest } from './tree-digest.ts';
+
+/**
+ * Stage 1: the Debian root filesystem, built by mmdebstrap and cached under a key that is
+ * a manifest of every input (mkosi's approach). A miss says which input changed; a cached
+ * entry whose contents no longer match its recorded digest is rebuilt.
+ */
+
+/** What every Memu root filesystem has, whatever the target. */
+export const BASE_PACKAGES = [
+  'systemd',
+  'systemd-sysv',
+  'systemd-resolved',
+  'systemd-timesyncd',
+  'udev',
+  'dbus',
+  'kmod',
+  'iproute2',
+  'ca-certificates',
+  'initramfs-tools',
+  'zstd',
+  'nodejs',
+  'docker.io',
+  'fdisk',
+  'e2fsprogs',
+  'util-linux',
+  'mtools',
+  'dosfstools',
+  'procps',
+  'openssh-server',
+  // /usr/share/zoneinfo for the preseeded time zone.
+  'tzdata',
+] as const;
+
+/**
+ * Shell run inside mmdebstrap's customize phase. Part of the cache key by content.
+ * mmdebstrap copies the build host's hostname and resolv.conf; SSH host keys must be
+ * made per device on first boot, never shipped.
+ */
+export const CUSTOMIZE_HOOK = [
+  'rm -f "$1/etc/hostname" "$1/etc/resolv.conf"',
+  'rm -f "$1"/etc/ssh/ssh_host_*',
+  'rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin',
+  ': > "$1/etc/machine-id"',
+].join(' && ');
+
+export interface RootfsKey {
+  kind: 'memu-rootfs/1';
+  suite: string;
+  mirror: string;
+  components: string[];
+  arch: string;
+  variant: 'minbase';
+  packages: string[];
+  extraAptSources: HardwareProfile['rootfs']['extraAptSources'];
+  customizeHookSha256: string;
+  mmdebstrapVersion: string;
+  sourceDateEpoch: number;
+}
+
+export async function rootfsKey(profile: HardwareProfile, sourceDateEpoch: number): Promise<RootfsKey> {
+  const { stdout } = await runTool('mmdebstrap', ['--version']);
+  return {
+    kind: 'memu-rootfs/1',
+    suite: profile.rootfs.suite,
+    mirror: profile.rootfs.mirror,
+    components: [...profile.rootfs.components],
+    arch: profile.arch,
+    variant: 'minbase',
+    packages: [...new Set([...BASE_PACKAGES, ...profile.rootfs.packages])].sort(),
+    extraAptSources: profile.rootfs.extraAptSources,
+    customizeHookSha256: createHash('sha256').update(CUSTOMIZE_HOOK).digest('hex'),
+    mmdebstrapVersion: stdout.trim(),
+    sourceDateEpoch,
+  };
+}
+
+export function keyDigest(key: RootfsKey): string {
+  return createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24);
+}
+
+/** Names the key fields that differ, so a cache miss explains itself. */
+export function explainKeyChange(previous: RootfsKey | undefined, current: RootfsKey): string[] {
+  if (!previous) return ['no earlier build of this profile in the cache'];
+  const changed: string[] = [];
+  for (const field of Object.keys(current) as (keyof RootfsKey)[]) {
+    if (JSON.stringify(previous[field]) !== JSON.stringify(current[field])) {
+      if (field === 'packages') {
+        const added = current.packages.filter((p) => !previous.packages.includes(p));
+        const removed = previous.packages.filter((p) => !current.packages.includes(p));
+        changed.push(`packages (${[...added.map((p) => `+${p}`), ...removed.map((p) => `-${p}`)].join(' ')})`);
+      } else changed.push(`${field} (${JSON.stringify(previous[field])} -> ${JSON.stringify(current[field])})`);
+    }
+  }
+  return changed.length ? changed : ['cache entry missing or unusable'];
+}
+
+interface CacheEntry {
+  key: RootfsKey;
+  tree: { digest: string; files: number; bytes: number };
+  createdAt: string;
+}
+
+export interface RootfsResult {
+  /** A read-only root tree; later stages must never modify files in it. */
+  tree: string;
+  key: RootfsKey;
+  cacheHit: boolean;
+  files: number;
+  bytes: number;
+}
+
+export async function buildRootfs(opts: {
+  profile: HardwareProfile;
+  sourceDateEpoch: number;
+  cacheDir: string;
+  /** Ignore a cached tree and build afresh (the cache entry is replaced). */
+  refresh?: boolean;
+  log: Logger;
+}): Promise<RootfsResult> {
+  const { profile, log } = opts;
+  const key = await rootfsKey(profile, opts.sourceDateEpoch);
+  const digest = keyDigest(key);
+  const entryDir = join(opts.cacheDir, 'rootfs', digest);
+  const tree = join(entryDir, 'tree');
+  const entryFile = join(entryDir, 'entry.json');
+  const lastKeyFile = join(opts.cacheDir, 'rootfs', `last-${profile.name}.json`);
+
+  if (!opts.refresh) {
+    const entry = await readJson<CacheEntry>(entryFile);
+    if (entry) {
+      const actual = await treeDigest(tree).catch(() => undefined);
+      if (actual && actual.digest === entry.tree.digest) {
+        log.info({ stage: 'rootfs', key: digest, files: actual.files }, 'root filesystem cache hit');
+        return { tree, key, cacheHit: true, files: actual.files, bytes: actual.bytes };
+      }
+      log.warn({ stage: 'rootfs', key: digest }, 'cached root filesystem does not match its recorded digest (corrupted or edited); rebuilding it');
+    } else {
+      const previous = await readJson<RootfsKey>(lastKeyFile);
+      log.info({ stage: 'rootfs', key: digest, why: explainKeyChange(previous, key) }, 'root filesystem cache miss');
+    }
+  }
+
+  // Build into a fresh directory next to the entry, then swap it in: an interrupted build
+  // leaves no entry.json, so it is never mistaken for a finished one.
+  await rm(entryDir, { recursive: true, force: true });
+  const building = `${entryDir}.building-${process.pid}`;
+  await rm(building, { recursive: true, force: true });
+  await mkdir(building, { recursive: true });
+  const debCache = join(opts.cacheDir, 'debs', `${key.suite}-${key.arch}`);
+  await mkdir(debCache, { recursive: true });
+
+  try {
+    await runTool('mmdebstrap', mmdebstrapArgs(key, join(building, 'tree'), debCache), {
+      env: { SOURCE_DATE_EPOCH: String(key.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
+      onStderrLine: (line) => log.debug({ stage: 'rootfs' }, line),
+    });
+    await clampTreeTimes(join(building, 'tree'), key.sourceDateEpoch);
+    const summary = await treeDigest(join(building, 'tree'));
+    const entry: CacheEntry = { key, tree: summary, createdAt: new Date().toISOString() };
+    await rename(building, entryDir);
+    await writeFileAtomic(entryFile, JSON.stringify(entry, null, 2));
+    await writeFileAtomic(lastKeyFile, JSON.stringify(key, null, 2));
+    return { tree, key, cacheHit: false, files: summary.files, bytes: summary.bytes };
+  } catch (err) {
+    await rm(building, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export function mmdebstrapArgs(key: RootfsKey, target: string, debCache: string): string[] {
+  const args = [
+    '--mode=root',
+    `--variant=${key.variant}`,
+    `--arch=${key.arch}`,
+    `--components=${key.components.join(',')}`,
+    `--include=${key.packages.join(',')}`,
+    // Keep downloaded .debs between builds: a rebuild after a package change downloads only that package.
+    '--skip=essential/unlink',
+    '--skip=download/empty',
+    '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
+    `--setup-hook=sync-in '${debCache}' /var/cache/apt/archives/`,
+    `--customize-hook=sync-out /var/cache/apt/archives '${debCache}'`,
+    `--customize-hook=${CUSTOMIZE_HOOK}`,
+  ];
+  for (const src of key.extraAptSources) {
+    if (src.keyring) args.push(`--keyring=${src.keyring}`);
+  }
+  args.push(key.suite, target, key.mirror);
+  for (const src of key.extraAptSources) {
+    const signed = src.keyring ? ` [signed-by=${src.keyring}]` : '';
+    for (const suite of src.suites) args.push(`deb${signed} ${src.uri} ${suite} ${src.components.join(' ')}`);
+  }
+  return args;
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    await stat(path);
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { diskLayoutSchema } from '../../shared/contracts/disk-layout.ts';
+
+/**
+ * `manifest.json` beside every built image: what went in (profile, versions, packages,
+ * container images), the layout, and the size and sha256 of every artifact. Its detached
+ * signature (`manifest.json.sig`) makes the whole set verifiable with `memu verify`.
+ */
+export const IMAGE_MANIFEST_FORMAT = 'memu-image-manifest/1';
+export const MANIFEST_NAME = 'manifest.json';
+export const SIGNATURE_NAME = 'manifest.json.sig';
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+export const artifactSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/),
+    role: z.enum(['image', 'image-zst', 'bmap']),
+    sizeBytes: z.number().int().nonnegative(),
+    sha256,
+  })
+  .strict();
+export type Artifact = z.infer<typeof artifactSchema>;
+
+export const imageManifestSchema = z
+  .object({
+    format: z.literal(IMAGE_MANIFEST_FORMAT),
+    product: z.literal('memu-os'),
+    version: z.string(),
+    profile: z.string(),
+    arch: z.enum(['amd64', 'arm64']),
+    sourceDateEpoch: z.number().int(),
+    rootfs: z.object({ key: z.string(), suite: z.string(), mirror: z.string() }).strict(),
+    kernel: z.string(),
+    agent: z.object({ version: z.string(), sha256 }).strict(),
+    layout: diskLayoutSchema,
+    packages: z.array(z.object({ name: z.string(), version: z.string(), arch: z.string() }).strict()),
+    containerImages: z.array(z.object({ service: z.string(), reference: z.string(), digest: z.string() }).strict()),
+    sizes: z.object({ imageBytes: z.number().int(), mappedBytes: z.number().int(), zstBytes: z.number().int() }).strict(),
+    artifacts: z.array(artifactSchema).min(1),
+  })
+  .strict();
+export type ImageManifest = z.infer<typeof imageManifestSchema>;

@@ -1,0 +1,60 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { keyIdOf, SIGNATURE_FORMAT, type SignatureFile } from '../../shared/contracts/signature.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
+import { writeFileAtomic } from '../atomic-write.ts';
+
+export interface SigningKey {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  keyId: string;
+}
+
+/** Makes an ed25519 key pair: `<base>.key` (PKCS#8 PEM, mode 0600) and `<base>.pub` (SPKI PEM). */
+export async function generateSigningKey(base: string): Promise<{ keyPath: string; pubPath: string; keyId: string }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const keyPath = `${base}.key`;
+  const pubPath = `${base}.pub`;
+  for (const [path, pem, mode] of [
+    [keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600],
+    [pubPath, publicKey.export({ type: 'spki', format: 'pem' }), 0o644],
+  ] as const) {
+    if (!(await writeFileAtomic(path, pem, { mode, noReplace: true }))) throw new Error(`${path} already exists; refusing to overwrite it`);
+  }
+  return { keyPath, pubPath, keyId: keyIdOf(publicKey) };
+}
+
+export async function loadSigningKey(path: string): Promise<SigningKey> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(path);
+  } catch (err) {
+    throw new MemuError(
+      `cannot read signing key ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      ExitCode.badInput,
+      'make one with `memu keygen --out KEYBASE`, or pass --key PATH to an existing .key file',
+    );
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(pem);
+  } catch {
+    throw new MemuError(`${path} is not a PEM private key`, ExitCode.badInput, 'make one with `memu keygen --out KEYBASE`');
+  }
+  if (privateKey.asymmetricKeyType !== 'ed25519') {
+    throw new MemuError(`${path} is a ${privateKey.asymmetricKeyType} key; Memu signs with ed25519`, ExitCode.badInput, 'make one with `memu keygen`');
+  }
+  const publicKey = createPublicKey(privateKey);
+  return { privateKey, publicKey, keyId: keyIdOf(publicKey) };
+}
+
+/** The text of a detached `.sig` file for `data`. */
+export function signDetached(data: Buffer, key: SigningKey): string {
+  const file: SignatureFile = {
+    format: SIGNATURE_FORMAT,
+    algorithm: 'ed25519',
+    keyId: key.keyId,
+    signature: sign(null, data, key.privateKey).toString('base64'),
+  };
+  return `${JSON.stringify(file, null, 2)}\n`;
+}

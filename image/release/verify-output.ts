@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { verifyDetached } from '../../shared/contracts/signature.ts';
+import { hashFile } from '../pipeline/file-hash.ts';
+import { MANIFEST_NAME, SIGNATURE_NAME, imageManifestSchema, type ImageManifest } from './image-manifest.ts';
+
+export type VerifyProblem = { file: string; problem: string };
+export interface VerifyReport {
+  ok: boolean;
+  keyId?: string;
+  manifest?: ImageManifest;
+  checked: { name: string; sizeBytes: number; sha256: string }[];
+  problems: VerifyProblem[];
+}
+
+/**
+ * Checks a build output directory: the manifest's signature against a trusted key, then
+ * the size and sha256 of every artifact the manifest lists. Reports every problem found.
+ */
+export async function verifyImageDirectory(dir: string, trustedKey: KeyObject, onFile?: (name: string) => void): Promise<VerifyReport> {
+  const report: VerifyReport = { ok: false, checked: [], problems: [] };
+  let manifestBytes: Buffer;
+  let signatureText: string;
+  try {
+    manifestBytes = await readFile(join(dir, MANIFEST_NAME));
+    signatureText = await readFile(join(dir, SIGNATURE_NAME), 'utf8');
+  } catch (err) {
+    report.problems.push({ file: (err as NodeJS.ErrnoException).path ?? dir, problem: 'missing: the build did not finish or the set is incomplete' });
+    return report;
+  }
+  const sig = verifyDetached(manifestBytes, signatureText, trustedKey);
+  if (!sig.ok) {
+    report.problems.push({ file: SIGNATURE_NAME, problem: sig.reason });
+    return report;
+  }
+  report.keyId = sig.keyId;
+  const parsed = imageManifestSchema.safeParse(JSON.parse(manifestBytes.toString()));
+  if (!parsed.success) {
+    report.problems.push({ file: MANIFEST_NAME, problem: `signed, but not a valid image manifest: ${parsed.error.issues[0]?.message}` });
+    return report;
+  }
+  report.manifest = parsed.data;
+  for (const a of parsed.data.artifacts) {
+    onFile?.(a.name);
+    try {
+      const actual = await hashFile(join(dir, a.name));
+      report.checked.push({ name: a.name, ...actual });
+      if (actual.sizeBytes !== a.sizeBytes) report.problems.push({ file: a.name, problem: `size ${actual.sizeBytes} bytes, manifest says ${a.sizeBytes}` });
+      else if (actual.sha256 !== a.sha256) report.problems.push({ file: a.name, problem: `sha256 ${actual.sha256}, manifest says ${a.sha256}` });
+    } catch (err) {
+      report.problems.push({ file: a.name, problem: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+    }
+  }
+  report.ok = report.problems.length === 0;
+  return report;
+}
