@@ -1,12 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 // Three suites: unit (pure, fast), integration (real dockerd, registry, filesystems,
-// nginx, postgres) and e2e (QEMU boots). Integration and e2e touch shared system
-// resources (dockerd, the build cache, ports), so their files run one at a time.
+// nginx, postgres) and e2e (QEMU boots). Integration and e2e files share dockerd, ports
+// and the build cache, so files run one at a time by default; `npm run test:unit` runs
+// the unit files, which share nothing, in parallel (package.json).
 export default defineConfig({
   test: {
-    // One file at a time everywhere: integration and e2e files share dockerd, ports
-    // and the build cache, and unit files are fast enough serially.
     fileParallelism: false,
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runCommandOutcome } from '../shared/process/run-command.ts';
 
 /**
  * Tells systemd the agent is ready (Type=notify). Node cannot write to NOTIFY_SOCKET
@@ -12,9 +12,5 @@ export function notifySystemd(state: 'READY=1' | 'STOPPING=1' | 'WATCHDOG=1', st
   if (state === 'READY=1') args.push('--ready');
   else args.push(state);
   if (status) args.push(`--status=${status}`);
-  return new Promise((resolve) => {
-    const child = spawn('systemd-notify', args, { stdio: 'ignore' });
-    child.on('error', () => resolve());
-    child.on('close', () => resolve());
-  });
+  return runCommandOutcome('systemd-notify', args).then(() => undefined);
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeInvalid } from '../shared/errors.ts';
 
 /**
  * A hardware profile: everything the build, the flasher, the VM runner and the agent
@@ -143,6 +144,5 @@ export class ProfileError extends Error {}
 export function validateProfile(data: unknown, source: string): HardwareProfile {
   const result = profileSchema.safeParse(data);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `  - ${i.path.join('.') || '(profile)'}: ${i.message}`);
-  throw new ProfileError(`hardware profile ${source} is invalid:\n${problems.join('\n')}`);
+  throw new ProfileError(describeInvalid(`hardware profile ${source}`, result.error.issues));
 }

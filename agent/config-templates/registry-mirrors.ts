@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ignoreNotFound } from '../../shared/errors.ts';
 
 /**
  * Registry and image overrides for mirrors and air-gapped factories.
@@ -103,11 +104,8 @@ export function parseRegistryMirrors(text: string, source: string, into: Registr
 export async function loadRegistryMirrors(composeDir: string, env: NodeJS.ProcessEnv = process.env): Promise<RegistryMirrorRules> {
   const rules = emptyMirrorRules();
   const file = join(composeDir, 'registry-mirrors');
-  try {
-    parseRegistryMirrors(await readFile(file, 'utf8'), file, rules);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const text = await readFile(file, 'utf8').catch(ignoreNotFound);
+  if (text !== undefined) parseRegistryMirrors(text, file, rules);
   if (env.MEMU_REGISTRY_MIRROR) parseRegistryMirrors(env.MEMU_REGISTRY_MIRROR, 'MEMU_REGISTRY_MIRROR', rules);
   return rules;
 }

@@ -1,6 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import type { TemplateContext } from './template.ts';
+import { describeInvalid } from '../../shared/errors.ts';
 
 /**
  * The per-device values the stack's config files are rendered from. Validation is
@@ -124,10 +125,7 @@ export type StackValues = z.output<typeof stackValuesSchema>;
 /** Validates raw values; the error lists every bad field by its path. */
 export function parseStackValues(input: unknown): StackValues {
   const result = stackValuesSchema.safeParse(input);
-  if (!result.success) {
-    const issues = result.error.issues.map((i) => `${i.path.join('.') || '(values)'}: ${i.message}`);
-    throw new Error(`invalid stack values: ${issues.join('; ')}`);
-  }
+  if (!result.success) throw new Error(describeInvalid('the stack values', result.error.issues));
   return result.data;
 }
 

@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { FileOwner } from '../../shared/files/durable-files.ts';
+import { isNotFound } from '../../shared/errors.ts';
 
 
 /** True when `path` already holds exactly `data` with this mode (and owner, as root). */
@@ -10,7 +11,7 @@ export async function fileIsCurrent(path: string, data: string | Buffer, mode: n
     if (owner && process.getuid?.() === 0 && (info.uid !== owner.uid || info.gid !== owner.gid)) return false;
     return current.equals(Buffer.isBuffer(data) ? data : Buffer.from(data));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if (isNotFound(err)) return false;
     throw err;
   }
 }

@@ -1,8 +1,6 @@
-import { access, mkdir, readdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { fsyncDirectory } from '../../shared/files/durable-files.ts';
-import { readTextIfPresent, writeFileDurably } from '../provisioning/steps/durable-files.ts';
+import { access, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readTextIfPresent, replaceSymlink, writeFileDurably } from '../../shared/files/durable-files.ts';
 import {
   authorizedKeysText,
   readStoredAuthorizedKeys,
@@ -33,17 +31,7 @@ export async function writeHostname(rootDir: string, name: string): Promise<bool
 
 /** /etc/localtime → /usr/share/zoneinfo/ZONE (what timedatectl does) and /etc/timezone (Debian's name file). */
 export async function writeTimezone(rootDir: string, zone: string): Promise<boolean> {
-  const link = join(rootDir, 'etc/localtime');
-  const target = `/usr/share/zoneinfo/${zone}`;
-  let changed = false;
-  if ((await readlink(link).catch(() => undefined)) !== target) {
-    await mkdir(dirname(link), { recursive: true });
-    const tmp = join(dirname(link), `.localtime.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await symlink(target, tmp);
-    await rename(tmp, link); // atomically replaces a file or an older link
-    await fsyncDirectory(dirname(link));
-    changed = true;
-  }
+  const changed = await replaceSymlink(join(rootDir, 'etc/localtime'), `/usr/share/zoneinfo/${zone}`);
   return (await writeIfDifferent(join(rootDir, 'etc/timezone'), `${zone}\n`, 0o644)) || changed;
 }
 
@@ -81,16 +69,7 @@ export async function writeWifi(rootDir: string, wifiInterface: string, wifi: St
   let changed = await writeIfDifferent(join(rootDir, WIFI_NETWORK_FILE), network, 0o644);
   changed = (await writeIfDifferent(join(rootDir, `etc/wpa_supplicant/wpa_supplicant-${wifiInterface}.conf`), supplicant, 0o600)) || changed;
   const wants = join(rootDir, 'etc/systemd/system/multi-user.target.wants', `wpa_supplicant@${wifiInterface}.service`);
-  const unit = '/usr/lib/systemd/system/wpa_supplicant@.service';
-  if ((await readlink(wants).catch(() => undefined)) !== unit) {
-    await mkdir(dirname(wants), { recursive: true });
-    const tmp = join(dirname(wants), `.wpa_supplicant@${wifiInterface}.service.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await symlink(unit, tmp);
-    await rename(tmp, wants);
-    await fsyncDirectory(dirname(wants));
-    changed = true;
-  }
-  return changed;
+  return (await replaceSymlink(wants, '/usr/lib/systemd/system/wpa_supplicant@.service')) || changed;
 }
 
 /** root's authorized_keys (the image has no other login user; sshd's default allows key-only root login). */
@@ -101,8 +80,8 @@ export async function writeAuthorizedKeys(rootDir: string, keys: readonly string
 }
 
 /**
- * Re-applies everything stored on the data partition to the running root slot. The lead
- * calls this at every boot (after provisioning has run once) so an A/B update keeps the
+ * Re-applies everything stored on the data partition to the running root slot. The
+ * provisioning module calls this at every boot (after provisioning has run once) so an A/B update keeps the
  * family's hostname, time zone, Wi-Fi and SSH keys. Returns what changed.
  */
 export async function applyStoredDeviceSettings(dataDir: string, effects: RootEffects): Promise<string[]> {
@@ -143,11 +122,4 @@ async function writeIfDifferent(path: string, content: string, mode: number): Pr
   if ((await readTextIfPresent(path)) === content) return false;
   await writeFileDurably(path, content, mode);
   return true;
-}
-
-/** Removes a file if present (used when a setting is cleared). */
-export async function removeIfPresent(path: string): Promise<void> {
-  await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
 }

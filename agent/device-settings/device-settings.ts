@@ -1,7 +1,7 @@
 import { createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { readJsonIfPresent, readTextIfPresent, writeFileDurably, writeJsonDurably } from '../provisioning/steps/durable-files.ts';
+import { readJsonIfPresent, readTextIfPresent, writeFileDurably, writeJsonDurably } from '../../shared/files/durable-files.ts';
 
 /**
  * The device's own settings, kept on the ext4 data partition under

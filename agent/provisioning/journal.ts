@@ -31,10 +31,9 @@ export type ProvisioningState =
 export async function readJournal(path: string): Promise<JournalFile> {
   try {
     return journalSchema.parse(JSON.parse(await readFile(path, 'utf8')));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { format: 'memu-provisioning-journal/1', completed: [] };
-    // A journal we cannot read is treated as empty: every step is idempotent, so
-    // running them all again is safe, while trusting garbage would not be.
+  } catch {
+    // A missing journal, or one we cannot read, is treated as empty: every step is
+    // idempotent, so running them all again is safe, while trusting garbage would not be.
     return { format: 'memu-provisioning-journal/1', completed: [] };
   }
 }

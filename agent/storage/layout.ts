@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { diskLayoutSchema, type DiskLayout, type LayoutPartition } from '../../shared/contracts/disk-layout.ts';
+import { describeInvalid } from '../../shared/errors.ts';
 
 export async function loadDiskLayout(path: string): Promise<DiskLayout> {
   let text: string;
@@ -9,7 +10,7 @@ export async function loadDiskLayout(path: string): Promise<DiskLayout> {
     throw new Error(`cannot read the disk layout ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   const parsed = diskLayoutSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new Error(`disk layout ${path} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new Error(describeInvalid(`disk layout ${path}`, parsed.error.issues));
   return parsed.data;
 }
 

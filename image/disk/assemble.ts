@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { DiskLayout } from '../../shared/contracts/disk-layout.ts';
-import { runTool } from '../host/host-tools.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 import { sfdiskScript } from './layout.ts';
 
 /**
@@ -16,7 +16,7 @@ export async function createDisk(file: string, layout: DiskLayout): Promise<void
   } finally {
     await fd.close();
   }
-  await runTool('sfdisk', ['--no-reread', '--no-tell-kernel', '--wipe', 'never', '--wipe-partitions', 'never', '--quiet', file], { input: sfdiskScript(layout) });
+  await runCommand('sfdisk', ['--no-reread', '--no-tell-kernel', '--wipe', 'never', '--wipe-partitions', 'never', '--quiet', file], { input: sfdiskScript(layout) });
 }
 
 /** A partition inside a disk image file, as the e2fsprogs tools and mtools address it. */

@@ -2,7 +2,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PartitionTarget } from './assemble.ts';
-import { runTool } from '../host/host-tools.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 
 /**
  * Makes an ext4 filesystem inside a disk image file at a partition's offset with `mke2fs -d` (no loop device, no mount),
@@ -25,7 +25,7 @@ export async function makeExt4(opts: {
   const args = ['-q', '-F', '-t', 'ext4', '-b', '4096', '-U', opts.uuid, '-E', extended, '-L', opts.label, '-m', String(opts.reservedPercent ?? 5)];
   if (opts.sourceDir) args.push('-d', opts.sourceDir);
   args.push(file, `${Math.floor(sizeBytes / 1024)}k`);
-  await runTool('mke2fs', args, { env: { E2FSPROGS_FAKE_TIME: String(opts.epoch) } });
+  await runCommand('mke2fs', args, { env: { E2FSPROGS_FAKE_TIME: String(opts.epoch) } });
   await pinInodeTimes(e2fsDevice(opts.target), opts.epoch);
 }
 
@@ -36,7 +36,7 @@ export function e2fsDevice(t: Pick<PartitionTarget, 'file' | 'offsetBytes'>): st
 
 /** Inode numbers in use, from dumpe2fs's per-group free-inode ranges. */
 export async function usedInodes(file: string): Promise<number[]> {
-  const { stdout } = await runTool('dumpe2fs', [file]);
+  const { stdout } = await runCommand('dumpe2fs', [file]);
   const ipgMatch = /Inodes per group:\s+(\d+)/.exec(stdout);
   if (!ipgMatch) throw new Error(`dumpe2fs did not report inodes per group for ${file}`);
   const perGroup = Number(ipgMatch[1]);
@@ -63,7 +63,7 @@ export async function pinInodeTimes(device: string, epoch: number): Promise<numb
   await writeFile(scriptFile, script);
   try {
     // debugfs stamps the superblock's last-write time on close; the fake time pins it too.
-    const { stderr } = await runTool('debugfs', ['-w', '-f', scriptFile, device], { env: { E2FSPROGS_FAKE_TIME: String(epoch) } });
+    const { stderr } = await runCommand('debugfs', ['-w', '-f', scriptFile, device], { env: { E2FSPROGS_FAKE_TIME: String(epoch) } });
     const problems = stderr.split('\n').filter((l) => /error|invalid|bad/i.test(l));
     if (problems.length) throw new Error(`debugfs could not pin inode times in ${device}: ${problems.slice(0, 3).join('; ')}`);
   } finally {

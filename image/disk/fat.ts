@@ -1,7 +1,7 @@
 import { lstat, readdir, utimes } from 'node:fs/promises';
 import type { PartitionTarget } from './assemble.ts';
 import { join } from 'node:path';
-import { runTool } from '../host/host-tools.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 
 /**
  * Makes a FAT filesystem inside a disk image at a partition's offset with mkfs.vfat and fills it with mtools
@@ -11,7 +11,7 @@ import { runTool } from '../host/host-tools.ts';
 export async function makeFat(opts: { target: PartitionTarget; volumeId: string; label: string; sourceDir: string; epoch: number }): Promise<void> {
   const { file, offsetBytes, sizeBytes } = opts.target;
   const { fatBits, sectorsPerCluster } = fatGeometry(sizeBytes);
-  await runTool('mkfs.vfat', ['--invariant', '-i', opts.volumeId, '-n', opts.label.toUpperCase().slice(0, 11), '-F', String(fatBits), '-S', '512', '-s', String(sectorsPerCluster), `--offset=${offsetBytes / 512}`, file, String(Math.floor(sizeBytes / 1024))]);
+  await runCommand('mkfs.vfat', ['--invariant', '-i', opts.volumeId, '-n', opts.label.toUpperCase().slice(0, 11), '-F', String(fatBits), '-S', '512', '-s', String(sectorsPerCluster), `--offset=${offsetBytes / 512}`, file, String(Math.floor(sizeBytes / 1024))]);
   const image = `${file}@@${offsetBytes}`;
   // FAT stores local time; UTC makes the result independent of the build host's zone.
   const env = { TZ: 'UTC', MTOOLS_SKIP_CHECK: '1', SOURCE_DATE_EPOCH: String(opts.epoch) };
@@ -21,11 +21,11 @@ export async function makeFat(opts: { target: PartitionTarget; volumeId: string;
       const full = join(opts.sourceDir, relPath);
       const st = await lstat(full);
       if (st.isDirectory()) {
-        await runTool('mmd', ['-i', image, `::/${relPath}`], { env });
+        await runCommand('mmd', ['-i', image, `::/${relPath}`], { env });
         await walk(relPath);
       } else if (st.isFile()) {
         await utimes(full, opts.epoch, opts.epoch);
-        await runTool('mcopy', ['-i', image, '-m', '-o', full, `::/${relPath}`], { env });
+        await runCommand('mcopy', ['-i', image, '-m', '-o', full, `::/${relPath}`], { env });
       } else {
         throw new Error(`${full}: FAT partitions hold only plain files and directories`);
       }

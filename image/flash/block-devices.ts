@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { promisify } from 'node:util';
-
-const execFileAsync = promisify(execFile);
+import { runCommand } from '../../shared/process/run-command.ts';
+import { isNotFound } from '../../shared/errors.ts';
 
 /**
  * The drives `memu flash` could write, as lsblk sees them, and the rules that
@@ -103,7 +101,7 @@ async function systemDeviceIds(): Promise<{ majMin: Set<string>; paths: Set<stri
   let mounts: MountEntry[] = [];
   try {
     // One listing of every mount; the mount holding each system path is picked from it.
-    const { stdout } = await execFileAsync('findmnt', ['-J', '-l', '-n', '-o', 'TARGET,SOURCE,MAJ:MIN']);
+    const { stdout } = await runCommand('findmnt', ['-J', '-l', '-n', '-o', 'TARGET,SOURCE,MAJ:MIN']);
     mounts = (JSON.parse(stdout) as { filesystems: MountEntry[] }).filesystems;
   } catch {
     // findmnt missing: the lsblk mount points and the device numbers below still count.
@@ -132,7 +130,7 @@ async function loopBackingFile(name: string): Promise<string | undefined> {
 }
 
 async function runLsblk(args: string[]): Promise<LsblkNode[]> {
-  const { stdout } = await execFileAsync('lsblk', ['--json', '--bytes', '--output-all', ...args], { maxBuffer: 64 << 20 });
+  const { stdout } = await runCommand('lsblk', ['--json', '--bytes', '--output-all', ...args]);
   return (JSON.parse(stdout) as { blockdevices: LsblkNode[] }).blockdevices;
 }
 
@@ -220,7 +218,7 @@ export async function describeTarget(targetPath: string): Promise<TargetDescript
   try {
     resolved = await realpath(targetPath);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'file', path: targetPath, exists: false };
+    if (isNotFound(err)) return { kind: 'file', path: targetPath, exists: false };
     throw err;
   }
   const st = await stat(resolved);
@@ -273,13 +271,13 @@ export async function unmountDevice(device: BlockDevice): Promise<void> {
   const mounts = [...device.mountpoints].sort((a, b) => b.length - a.length);
   for (const m of mounts) {
     if (m === '[SWAP]') continue;
-    await execFileAsync('umount', [m]).catch((err: Error & { stderr?: string }) => {
-      throw new Error(`cannot unmount ${m}: ${(err.stderr ?? err.message).trim()}`);
+    await runCommand('umount', [m]).catch((err: Error) => {
+      throw new Error(`cannot unmount ${m}: ${err.message}`);
     });
   }
   if (device.mountpoints.includes('[SWAP]')) {
     for (const p of [device.path, ...device.partitions.map((x) => x.path)]) {
-      await execFileAsync('swapoff', [p]).catch(() => {});
+      await runCommand('swapoff', [p]).catch(() => {});
     }
   }
 }

@@ -1,7 +1,6 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { runCommandOutcome } from '../../shared/process/run-command.ts';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { runCommandOutcome, startProcess } from '../../shared/process/run-command.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
 
 /** How an image file is stored. */
@@ -76,41 +75,30 @@ export async function detectCompression(path: string): Promise<Compression> {
   return byContent;
 }
 
-export type DecompressorProcess = ChildProcessByStdio<null, Readable, Readable>;
+/** A running decompressor: its stdout is the raw image. */
+export interface DecompressorProcess {
+  stdout: Readable;
+  kill(signal?: NodeJS.Signals): void;
+}
 
-/** Starts the decompressor for `path`; its stdout is the raw image. */
+/** Starts the decompressor for `path`; `exited` rejects with what went wrong (a damaged file, a missing tool). */
 export function spawnDecompressor(path: string, compression: Exclude<Compression, 'none'>): { child: DecompressorProcess; exited: Promise<void> } {
   const tool = decompressors[compression];
-  const child = spawn(tool.command, [...tool.args, '--', path], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (s: string) => {
-    if (stderr.length < 4000) stderr += s;
-  });
-  const exited = new Promise<void>((resolve, reject) => {
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        err.code === 'ENOENT'
-          ? new MemuError(`${tool.command} is not installed; it is needed to read ${compression} images`, ExitCode.environment, `apt-get install ${tool.debianPackage}`)
-          : err,
-      );
-    });
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else if (signal === 'SIGTERM' || signal === 'SIGPIPE') reject(new Error(`${tool.command} was stopped`));
-      else {
-        reject(
-          new MemuError(
-            `${path} is truncated or corrupt: ${tool.command} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-3).join(' / ') || 'no message'}`,
-            ExitCode.badInput,
-            'the file is damaged: download or build the image again (compare its sha256 with the build manifest)',
-          ),
-        );
-      }
-    });
+  const { child, ended } = startProcess(tool.command, [...tool.args, '--', path]);
+  const exited = ended.then((r) => {
+    if (r.code === 0) return;
+    if (r.notInstalled) {
+      throw new MemuError(`${tool.command} is not installed; it is needed to read ${compression} images`, ExitCode.environment, `apt-get install ${tool.debianPackage}`);
+    }
+    if (r.signal === 'SIGTERM' || r.signal === 'SIGPIPE') throw new Error(`${tool.command} was stopped`);
+    throw new MemuError(
+      `${path} is truncated or corrupt: ${tool.command} failed (${r.signal ?? `exit ${r.code}`}): ${r.stderr.trim().split('\n').slice(-3).join(' / ') || 'no message'}`,
+      ExitCode.badInput,
+      'the file is damaged: download or build the image again (compare its sha256 with the build manifest)',
+    );
   });
   exited.catch(() => {});
-  return { child, exited };
+  return { child: { stdout: child.stdout!, kill: (signal) => child.kill(signal) }, exited };
 }
 
 /**

@@ -43,5 +43,3 @@ export async function requireHostTools(tools: readonly HostTool[]): Promise<void
   }
 }
 
-// One process runner for host and device (the device owns it; image/ may import small agent modules).
-export { runCommand as runTool, type RunResult } from '../../shared/process/run-command.ts';

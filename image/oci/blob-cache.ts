@@ -1,17 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { temporaryNameFor } from '../atomic-write.ts';
+import { temporaryNameFor } from '../../shared/files/durable-files.ts';
 import { RegistryError, sha256Digest, type RegistryClient, type RepositoryRef } from './registry-client.ts';
-
-/** `${XDG_CACHE_HOME:-~/.cache}/memu/blobs` */
-export function defaultBlobCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_CACHE_HOME || join(env.HOME ?? homedir(), '.cache'), 'memu', 'blobs');
-}
 
 function hexOf(digest: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(digest);

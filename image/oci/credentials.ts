@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { ignoreNotFound } from '../../shared/errors.ts';
 
 /** A registry login: user name and password (or access token used as the password). */
 export interface RegistryCredential {
@@ -61,10 +62,7 @@ export async function loadCredentials(env: NodeJS.ProcessEnv = process.env): Pro
     maps.push(parseAuths('auths' in json ? json.auths : json, 'MEMU_REGISTRY_AUTH'));
   }
   const configPath = join(env.DOCKER_CONFIG ?? join(env.HOME ?? homedir(), '.docker'), 'config.json');
-  const text = await readFile(configPath, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
+  const text = await readFile(configPath, 'utf8').catch(ignoreNotFound);
   if (text !== undefined) {
     let json: { auths?: unknown };
     try {

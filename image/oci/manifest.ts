@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeInvalid } from '../../shared/errors.ts';
 
 /** Manifest and layer media types of the OCI image spec and Docker's schema 2. */
 export const MediaType = {
@@ -63,11 +64,6 @@ const imageConfigSchema = z
   .passthrough();
 export type ImageConfig = z.infer<typeof imageConfigSchema>;
 
-function describeIssue(err: z.ZodError): string {
-  const issue = err.issues[0];
-  return issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid';
-}
-
 export type ParsedManifest =
   | { kind: 'index'; mediaType: string; index: ImageIndex }
   | { kind: 'manifest'; mediaType: string; manifest: ImageManifest };
@@ -93,12 +89,12 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   }
   if (INDEX_MEDIA_TYPES.includes(mediaType) || (Array.isArray(body.manifests) && !MANIFEST_MEDIA_TYPES.includes(mediaType))) {
     const r = indexSchema.safeParse(json);
-    if (!r.success) throw new Error(`malformed image index: ${describeIssue(r.error)}`);
+    if (!r.success) throw new Error(describeInvalid('the image index', r.error.issues));
     return { kind: 'index', mediaType, index: r.data };
   }
   if (MANIFEST_MEDIA_TYPES.includes(mediaType)) {
     const r = imageManifestSchema.safeParse(json);
-    if (!r.success) throw new Error(`malformed image manifest: ${describeIssue(r.error)}`);
+    if (!r.success) throw new Error(describeInvalid('the image manifest', r.error.issues));
     return { kind: 'manifest', mediaType, manifest: r.data };
   }
   throw new Error(`unsupported manifest media type ${mediaType}`);
@@ -112,7 +108,7 @@ export function parseImageConfig(bytes: Buffer): ImageConfig {
     throw new Error('image config is not valid JSON');
   }
   const r = imageConfigSchema.safeParse(json);
-  if (!r.success) throw new Error(`malformed image config: ${describeIssue(r.error)}`);
+  if (!r.success) throw new Error(describeInvalid('the image config', r.error.issues));
   return r.data;
 }
 

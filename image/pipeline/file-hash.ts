@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { once } from 'node:events';
+import { startProcess } from '../../shared/process/run-command.ts';
 
 /** sha256 and size of a file, read in 4 MiB chunks. */
 export async function hashFile(path: string, onBytes?: (done: number) => void): Promise<{ sha256: string; sizeBytes: number }> {
@@ -20,25 +20,19 @@ export async function hashFile(path: string, onBytes?: (done: number) => void): 
  * twice): chunks go to the hash and to zstd's stdin, respecting its back-pressure.
  */
 export async function hashAndCompress(path: string, zstOut: string, zstdArgs: string[]): Promise<{ sha256: string; sizeBytes: number }> {
-  const zstd = spawn('zstd', [...zstdArgs, '-o', zstOut], { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  zstd.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((res, rej) => {
-    zstd.on('error', rej);
-    zstd.on('close', res);
-  });
+  const { child: zstd, ended } = startProcess('zstd', [...zstdArgs, '-o', zstOut], { stdin: 'pipe', stdout: 'ignore' });
   const hash = createHash('sha256');
   let size = 0;
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) {
       hash.update(chunk as Buffer);
       size += (chunk as Buffer).length;
-      if (!zstd.stdin.write(chunk)) await once(zstd.stdin, 'drain');
+      if (!zstd.stdin!.write(chunk)) await once(zstd.stdin!, 'drain');
     }
   } finally {
-    zstd.stdin.end();
+    zstd.stdin!.end();
   }
-  const code = await exited;
-  if (code !== 0) throw new Error(`zstd failed (exit ${code}): ${stderr.trim()}`);
+  const r = await ended;
+  if (r.code !== 0) throw new Error(`zstd failed (${r.startError ?? r.signal ?? `exit ${r.code}`}): ${r.stderr.trim()}`);
   return { sha256: hash.digest('hex'), sizeBytes: size };
 }

@@ -1,11 +1,12 @@
 import { readdir, readFile, rm, stat, statfs, mkdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { platformOf, type HardwareProfile } from '../../hardware/profile.ts';
 import type { RegistryMirrors } from '../oci/reference.ts';
 import { prepareStack } from './stack.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
-import { requireHostTools, runTool, type HostTool } from '../host/host-tools.ts';
+import { cachePaths, memuCacheDir } from '../host/cache-dir.ts';
+import { requireHostTools, type HostTool } from '../host/host-tools.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 import type { Logger } from '../host/log.ts';
 import { formatBytes, type Progress } from '../host/progress.ts';
 import { generateSigningKey, loadSigningKey, type SigningKey } from '../release/signing-keys.ts';
@@ -68,10 +69,6 @@ const DATA_HEADROOM_MIB = 256;
 const FREE_FOR_ROOTFS = 2 * GiB;
 const FREE_FOR_OUTPUT = 4 * GiB;
 
-export function defaultCacheDir(): string {
-  return process.env.MEMU_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'memu');
-}
-
 export async function defaultSourceDateEpoch(): Promise<number> {
   if (process.env.SOURCE_DATE_EPOCH) {
     const v = Number(process.env.SOURCE_DATE_EPOCH);
@@ -86,7 +83,7 @@ export async function defaultBuildConfig(profile: HardwareProfile, overrides: Pa
   return {
     profile,
     outDir: resolve(overrides.outDir ?? join('out', profile.name)),
-    cacheDir: resolve(overrides.cacheDir ?? defaultCacheDir()),
+    cacheDir: memuCacheDir(overrides.cacheDir),
     sourceDateEpoch: overrides.sourceDateEpoch ?? (await defaultSourceDateEpoch()),
     version: overrides.version ?? (await projectVersion()),
     layoutSeed: overrides.layoutSeed ?? `memu-os:${profile.name}`,
@@ -149,7 +146,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
             tree,
             workDir,
             platform: platformOf(profile),
-            blobCacheDir: join(config.cacheDir, 'blobs'),
+            blobCacheDir: cachePaths(config.cacheDir).blobs,
             registryMirrors: config.registryMirrors ?? {},
             log,
             progress,
@@ -256,8 +253,8 @@ async function requireFreeSpace(dir: string, needBytes: number, forWhat: string)
 
 async function resolveSigningKey(config: BuildConfig, log: Logger): Promise<SigningKey> {
   if (config.signingKeyPath) return loadSigningKey(config.signingKeyPath);
-  const base = join(config.cacheDir, 'keys', 'dev-signing');
-  await mkdir(join(config.cacheDir, 'keys'), { recursive: true });
+  const base = developmentKeyBase(config.cacheDir);
+  await mkdir(cachePaths(config.cacheDir).keys, { recursive: true });
   const existing = await loadSigningKey(`${base}.key`).catch(() => undefined);
   if (existing) {
     log.warn({ key: `${base}.key`, keyId: existing.keyId }, 'signing with the local development key; pass --key (or MEMU_SIGNING_KEY) for release builds');
@@ -269,8 +266,12 @@ async function resolveSigningKey(config: BuildConfig, log: Logger): Promise<Sign
 }
 
 /** The development key `memu verify` trusts when no --key is given. */
-export function developmentPublicKeyPath(cacheDir = defaultCacheDir()): string {
-  return join(cacheDir, 'keys', 'dev-signing.pub');
+export function developmentPublicKeyPath(cacheDir = memuCacheDir()): string {
+  return `${developmentKeyBase(cacheDir)}.pub`;
+}
+
+function developmentKeyBase(cacheDir: string): string {
+  return join(cachePaths(cacheDir).keys, 'dev-signing');
 }
 
 async function removeStaleWorkDirs(outDir: string): Promise<void> {
@@ -291,7 +292,7 @@ async function removeStaleWorkDirs(outDir: string): Promise<void> {
 
 /** Installed packages, read from the tree's dpkg database with the host's dpkg-query. */
 async function listPackages(tree: string): Promise<{ name: string; version: string; arch: string }[]> {
-  const { stdout } = await runTool('dpkg-query', [`--admindir=${join(tree, 'var/lib/dpkg')}`, '-W', '-f=${Package}\t${Version}\t${Architecture}\n']);
+  const { stdout } = await runCommand('dpkg-query', [`--admindir=${join(tree, 'var/lib/dpkg')}`, '-W', '-f=${Package}\t${Version}\t${Architecture}\n']);
   return stdout
     .trim()
     .split('\n')

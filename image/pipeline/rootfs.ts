@@ -3,8 +3,9 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HardwareProfile } from '../../hardware/profile.ts';
 import type { Logger } from '../host/log.ts';
-import { runTool } from '../host/host-tools.ts';
-import { writeFileAtomic } from '../atomic-write.ts';
+import { cachePaths } from '../host/cache-dir.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
+import { writeFileAtomic } from '../../shared/files/durable-files.ts';
 import { clampTreeTimes } from './clamp-times.ts';
 import { treeDigest } from './tree-digest.ts';
 
@@ -67,7 +68,7 @@ export interface RootfsKey {
 }
 
 export async function rootfsKey(profile: HardwareProfile, sourceDateEpoch: number): Promise<RootfsKey> {
-  const { stdout } = await runTool('mmdebstrap', ['--version']);
+  const { stdout } = await runCommand('mmdebstrap', ['--version']);
   return {
     kind: 'memu-rootfs/1',
     suite: profile.rootfs.suite,
@@ -129,10 +130,10 @@ export async function buildRootfs(opts: {
   const { profile, log } = opts;
   const key = await rootfsKey(profile, opts.sourceDateEpoch);
   const digest = keyDigest(key);
-  const entryDir = join(opts.cacheDir, 'rootfs', digest);
+  const entryDir = join(cachePaths(opts.cacheDir).rootfs, digest);
   const tree = join(entryDir, 'tree');
   const entryFile = join(entryDir, 'entry.json');
-  const lastKeyFile = join(opts.cacheDir, 'rootfs', `last-${profile.name}.json`);
+  const lastKeyFile = join(cachePaths(opts.cacheDir).rootfs, `last-${profile.name}.json`);
 
   if (!opts.refresh) {
     const entry = await readJson<CacheEntry>(entryFile);
@@ -155,11 +156,11 @@ export async function buildRootfs(opts: {
   const building = `${entryDir}.building-${process.pid}`;
   await rm(building, { recursive: true, force: true });
   await mkdir(building, { recursive: true });
-  const debCache = join(opts.cacheDir, 'debs', `${key.suite}-${key.arch}`);
+  const debCache = join(cachePaths(opts.cacheDir).debs, `${key.suite}-${key.arch}`);
   await mkdir(debCache, { recursive: true });
 
   try {
-    await runTool('mmdebstrap', mmdebstrapArgs(key, join(building, 'tree'), debCache), {
+    await runCommand('mmdebstrap', mmdebstrapArgs(key, join(building, 'tree'), debCache), {
       env: { SOURCE_DATE_EPOCH: String(key.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
       onStderrLine: (line) => log.debug({ stage: 'rootfs' }, line),
     });

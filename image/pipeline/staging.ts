@@ -1,6 +1,6 @@
 import { copyFile, chmod, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { runTool } from '../host/host-tools.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 
 /**
  * Stages 2 and 3 work on a staging tree: a hard-linked copy of the cached root filesystem
@@ -11,7 +11,7 @@ import { runTool } from '../host/host-tools.ts';
 export async function createStagingTree(rootfsTree: string, stagingTree: string): Promise<void> {
   await rm(stagingTree, { recursive: true, force: true });
   await mkdir(dirname(stagingTree), { recursive: true });
-  await runTool('cp', ['-a', '--link', rootfsTree, stagingTree]);
+  await runCommand('cp', ['-a', '--link', rootfsTree, stagingTree]);
 }
 
 /** Writes a file into the staging tree by replacing whatever was at that path. */
@@ -60,5 +60,5 @@ export async function applyOverlays(tree: string, overlayDirs: string[]): Promis
 
 /** Enables systemd units offline, as `systemctl enable` would on the device. */
 export async function enableUnits(tree: string, units: string[]): Promise<void> {
-  if (units.length > 0) await runTool('systemctl', [`--root=${tree}`, 'enable', ...units]);
+  if (units.length > 0) await runCommand('systemctl', [`--root=${tree}`, 'enable', ...units]);
 }

@@ -1,10 +1,9 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { writeFileAtomic } from '../atomic-write.ts';
+import { writeFileAtomic } from '../../shared/files/durable-files.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
+import { ignoreNotFound } from '../../shared/errors.ts';
 
-const run = promisify(execFile);
 
 /**
  * Direct edits of a stopped dockerd's overlay2 data-root, in the on-disk formats that
@@ -25,10 +24,7 @@ export function imageMetadataDir(dataRoot: string): string {
 /** Adds references (`name@sha256:…` or `name:tag`, familiar form) pointing at an image id. */
 export async function addReferences(dataRoot: string, refs: { name: string; reference: string; imageId: string }[]): Promise<void> {
   const path = join(imageMetadataDir(dataRoot), 'repositories.json');
-  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return '{"Repositories":{}}';
-    throw err;
-  });
+  const text = (await readFile(path, 'utf8').catch(ignoreNotFound)) ?? '{"Repositories":{}}';
   const store = JSON.parse(text) as { Repositories?: Record<string, Record<string, string>> };
   const repos = (store.Repositories ??= {});
   for (const { name, reference, imageId } of refs) (repos[name] ??= {})[reference] = imageId;
@@ -94,6 +90,6 @@ export async function unpackedLayerBytes(dataRoot: string): Promise<number> {
 /** Disk space the directory tree occupies (allocated blocks), as `du` counts it. */
 export async function diskUsageBytes(dir: string): Promise<number> {
   await stat(dir);
-  const { stdout } = await run('du', ['-s', '-B1', '-x', dir]);
+  const { stdout } = await runCommand('du', ['-s', '-B1', '-x', dir]);
   return Number(stdout.split(/\s/)[0]);
 }

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobCache } from '../oci/blob-cache.ts';
 import { MediaType } from '../oci/manifest.ts';
 import type { CachedImage } from '../oci/resolve.ts';
+import { startProcess, type StartedProcess } from '../../shared/process/run-command.ts';
 
 /** One image to put in an archive: its cached blobs and the names it should carry. */
 export interface ArchiveImage {
@@ -58,10 +58,6 @@ export async function stageImageArchive(dir: string, cache: BlobCache, images: A
  * `tar` of a staged archive on stdout: symlinks dereferenced, names sorted, owners and
  * times fixed, so the same images always give the same bytes.
  */
-export function spawnArchiveTar(dir: string): ChildProcess {
-  return spawn(
-    'tar',
-    ['--dereference', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=gnu', '-C', dir, '-cf', '-', 'oci-layout', 'index.json', 'manifest.json', 'blobs'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+export function spawnArchiveTar(dir: string): StartedProcess {
+  return startProcess('tar', ['--dereference', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=gnu', '-C', dir, '-cf', '-', 'oci-layout', 'index.json', 'manifest.json', 'blobs']);
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Platform } from '../../shared/contracts/image-lock.ts';
-import { fsyncDirectory, temporaryNameFor } from '../atomic-write.ts';
+import { fsyncDirectory, temporaryNameFor } from '../../shared/files/durable-files.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
 import type { Logger } from '../host/log.ts';
 import { formatBytes, type Progress } from '../host/progress.ts';
@@ -180,10 +180,7 @@ function archiveEntries(prepared: PreparedImage[]): ArchiveImage[] {
 }
 
 async function loadArchive(daemon: ThrowawayDockerd, stagingDir: string, totalBytes: number, progress?: Progress): Promise<string[]> {
-  const tar = spawnArchiveTar(stagingDir);
-  let tarError = '';
-  tar.stderr!.on('data', (d: Buffer) => (tarError += d.toString()));
-  const tarExit = new Promise<number>((resolve) => tar.once('close', (code) => resolve(code ?? 1)));
+  const { child: tar, ended: tarEnded } = spawnArchiveTar(stagingDir);
   let sent = 0;
   progress?.stage('load images into dockerd', totalBytes);
   tar.stdout!.on('data', (chunk: Buffer) => progress?.bytes((sent += chunk.length)));
@@ -205,8 +202,8 @@ async function loadArchive(daemon: ThrowawayDockerd, stagingDir: string, totalBy
     tar.kill('SIGKILL'); // nobody reads its output any more
     throw err;
   }
-  const code = await tarExit;
-  if (code !== 0) throw new Error(`tar of the image archive failed (${code}): ${tarError.trim()}`);
+  const tarOutcome = await tarEnded;
+  if (tarOutcome.code !== 0) throw new Error(`tar of the image archive failed (${tarOutcome.signal ?? tarOutcome.code}): ${tarOutcome.stderr.trim()}`);
   progress?.done(`${loaded.length} images`);
   return loaded;
 }
@@ -368,12 +365,9 @@ export async function exportImageArchives(opts: ExportArchivesOptions): Promise<
   try {
     await stageImageArchive(staging, cache, archiveEntries(prepared));
     const tar = spawnArchiveTar(staging);
-    let tarError = '';
-    tar.stderr!.on('data', (d: Buffer) => (tarError += d.toString()));
-    const exit = new Promise<number>((resolve) => tar.once('close', (code) => resolve(code ?? 1)));
-    await pipeline(tar.stdout!, createWriteStream(tmp, { mode: 0o644 }));
-    const code = await exit;
-    if (code !== 0) throw new Error(`tar failed (${code}): ${tarError.trim()}`);
+    await pipeline(tar.child.stdout!, createWriteStream(tmp, { mode: 0o644 }));
+    const ended = await tar.ended;
+    if (ended.code !== 0) throw new Error(`tar failed (${ended.signal ?? ended.code}): ${ended.stderr.trim()}`);
     const fd = await open(tmp, 'r');
     await fd.sync().finally(() => fd.close());
     await rename(tmp, opts.outFile);

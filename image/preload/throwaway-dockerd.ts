@@ -1,15 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { Logger } from '../host/log.ts';
-
-const run = promisify(execFile);
+import { runCommand, startProcess } from '../../shared/process/run-command.ts';
 
 /** A dockerd of our own, isolated from the host's: own data-root, exec-root, socket, containerd. */
 export interface ThrowawayDockerd {
@@ -82,20 +77,14 @@ export async function startThrowawayDockerd(opts: ThrowawayDockerdOptions): Prom
     '--userland-proxy=false',
     '--log-level', 'warn',
   ];
-  const logFd = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(opts.dockerdPath ?? 'dockerd', args, { stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  const { child, ended } = startProcess(opts.dockerdPath ?? 'dockerd', args, { stdout: { appendTo: logPath }, stderr: { appendTo: logPath } });
+  const spawnError = ended.then((r) => (r.startError !== undefined ? new Error(r.startError) : undefined));
   const tail = async () => (await readFile(logPath, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
   opts.log.debug({ dataRoot: opts.dataRoot, socketPath, args }, 'starting throwaway dockerd');
 
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
+      const exited = ended;
       child.kill('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([exited.then(() => false), new Promise((r) => (timer = setTimeout(() => r(true), 60_000)))]);
@@ -108,7 +97,7 @@ export async function startThrowawayDockerd(opts: ThrowawayDockerdOptions): Prom
     }
     // A killed daemon can leave overlay or shm mounts behind; none may stay under our dirs.
     for (const dir of [runDir, opts.dataRoot]) {
-      for (const m of await mountsBelow(dir)) await run('umount', ['-l', m]).catch(() => {});
+      for (const m of await mountsBelow(dir)) await runCommand('umount', ['-l', m]).catch(() => {});
     }
     await rm(runDir, { recursive: true, force: true });
   };

@@ -4,6 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import { verifyDetached } from '../../shared/contracts/signature.ts';
 import { hashFile } from '../pipeline/file-hash.ts';
 import { MANIFEST_NAME, SIGNATURE_NAME, imageManifestSchema, type ImageManifest } from './image-manifest.ts';
+import { describeInvalid } from '../../shared/errors.ts';
 
 export type VerifyProblem = { file: string; problem: string };
 export interface VerifyReport {
@@ -37,7 +38,7 @@ export async function verifyImageDirectory(dir: string, trustedKey: KeyObject, o
   report.keyId = sig.keyId;
   const parsed = imageManifestSchema.safeParse(JSON.parse(manifestBytes.toString()));
   if (!parsed.success) {
-    report.problems.push({ file: MANIFEST_NAME, problem: `signed, but not a valid image manifest: ${parsed.error.issues[0]?.message}` });
+    report.problems.push({ file: MANIFEST_NAME, problem: `signed, but ${describeInvalid('the image manifest', parsed.error.issues)}` });
     return report;
   }
   report.manifest = parsed.data;

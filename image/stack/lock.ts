@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { IMAGE_LOCK_FORMAT, imageLockSchema, PLATFORMS, type ImageLock, type LockedImage, type Platform } from '../../shared/contracts/image-lock.ts';
-import { writeFileAtomic } from '../atomic-write.ts';
+import { writeFileAtomic } from '../../shared/files/durable-files.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
 import type { Logger } from '../host/log.ts';
 import type { Progress } from '../host/progress.ts';
@@ -10,6 +10,8 @@ import { loadCredentials } from '../oci/credentials.ts';
 import { isFloating, parseImageReference, type RegistryMirrors } from '../oci/reference.ts';
 import { RegistryClient, RegistryError } from '../oci/registry-client.ts';
 import { fetchImage, PlatformMissingError, resolveImage } from '../oci/resolve.ts';
+import { isNotFound } from '../../shared/errors.ts';
+import { describeInvalid } from '../../shared/errors.ts';
 
 /** One `services.<name>.image` of a compose file. */
 export interface ComposeImage {
@@ -162,7 +164,7 @@ export async function readImageLock(path: string): Promise<ImageLock> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new MemuError(`image lock ${path} does not exist`, ExitCode.badInput, 'run `memu stack lock`');
+    if (isNotFound(err)) throw new MemuError(`image lock ${path} does not exist`, ExitCode.badInput, 'run `memu stack lock`');
     throw err;
   }
   let json: unknown;
@@ -172,10 +174,7 @@ export async function readImageLock(path: string): Promise<ImageLock> {
     throw new MemuError(`image lock ${path} is not valid JSON`, ExitCode.badInput, 'run `memu stack lock` to rewrite it');
   }
   const r = imageLockSchema.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new MemuError(`image lock ${path} is malformed: ${issue?.path.join('.')}: ${issue?.message}`, ExitCode.badInput, 'run `memu stack lock` to rewrite it');
-  }
+  if (!r.success) throw new MemuError(describeInvalid(`image lock ${path}`, r.error.issues), ExitCode.badInput, 'run `memu stack lock` to rewrite it');
   return r.data;
 }
 

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { HardwareProfile } from '../../hardware/profile.ts';
-import { requireHostTools, runTool } from '../host/host-tools.ts';
+import { requireHostTools } from '../host/host-tools.ts';
+import { runCommand, startProcess, type StartedProcess } from '../../shared/process/run-command.ts';
 import type { Logger } from '../host/log.ts';
 
 /**
@@ -30,7 +30,7 @@ export interface VmOptions {
 }
 
 export interface RunningVm {
-  process: ChildProcess;
+  process: StartedProcess['child'];
   serialLog: string;
   overlay: string;
   /** Resolves with QEMU's exit code. */
@@ -57,7 +57,7 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
     await rm(overlay, { force: true });
     const args = ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', resolve(opts.image), overlay];
     if (opts.diskSizeBytes) args.push(String(opts.diskSizeBytes));
-    await runTool('qemu-img', args);
+    await runCommand('qemu-img', args);
     await copyFile(vm.firmwareVarsTemplate, vars);
   }
   await rm(qmpSocket, { force: true });
@@ -87,11 +87,11 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
     '-nodefaults',
   ];
   opts.log.info({ image: opts.image, overlay, serialLog, agentPort: opts.agentPort, httpPort: opts.httpPort, noNetwork: Boolean(opts.noNetwork) }, 'starting VM');
-  const child = spawn(vm.qemuBinary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  exited.then((code) => opts.log.info({ code, stderr: stderr.trim() || undefined }, 'VM exited'));
+  const { child, ended } = startProcess(vm.qemuBinary, args, { stdout: 'ignore' });
+  const exited = ended.then((r) => {
+    opts.log.info({ code: r.code, stderr: r.stderr.trim() || r.startError }, 'VM exited');
+    return r.code;
+  });
 
   const qmp = (command: string) => sendQmp(qmpSocket, command);
   return {

@@ -28,6 +28,7 @@ import {
 } from './desired-stack.ts';
 import { ComposeError } from './errors.ts';
 import { interpolateString, interpolateTree, TreeInterpolationError, type Variables } from './interpolate.ts';
+import { issuePath } from '../errors.ts';
 
 export interface LoadComposeOptions {
   /** Compose files, merged in order (later files override earlier ones). */
@@ -307,13 +308,13 @@ function checkSupportedKeys(file: string, tree: Record<string, unknown>): void {
   }
 }
 
+/** Compose's own wording of a schema problem: the service and key it concerns, with the subset's hint. */
 function zodIssueToError(file: string, issue: ZodIssue): ComposeError {
-  const pathParts = issue.path.map(String);
-  let keyPath = pathParts;
+  let keyPath: (string | number)[] = issue.path;
   let service: string | undefined;
-  if (pathParts[0] === 'services' && pathParts[1] !== undefined) {
-    service = pathParts[1];
-    keyPath = pathParts.slice(2);
+  if (keyPath[0] === 'services' && keyPath[1] !== undefined) {
+    service = String(keyPath[1]);
+    keyPath = keyPath.slice(2);
   }
   let problem = issue.message;
   if (issue.code === 'unrecognized_keys') {
@@ -322,7 +323,7 @@ function zodIssueToError(file: string, issue: ZodIssue): ComposeError {
   } else if (issue.code === 'invalid_union') {
     problem = 'has an unsupported form or type';
   }
-  const key = keyPath.join('.');
+  const key = issuePath(keyPath);
   const where = service !== undefined ? `service "${service}": key "${key}"` : `key "${key}"`;
   const sentence = problem.startsWith('is ') || problem.startsWith('has ') ? `${where} ${problem}` : `${where}: ${problem}`;
   const hint = issue.code === 'unrecognized_keys' ? SUPPORTED_HINT : undefined;

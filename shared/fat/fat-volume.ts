@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
 import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDirectory, fsyncFile } from '../files/durable-files.ts';
+import { runCommandOutcome } from '../process/run-command.ts';
+import { isNotFound } from '../errors.ts';
 
 /**
  * Files in the root directory of a FAT file system, without mounting it: on a disk
@@ -275,7 +276,7 @@ class DirectoryFatVolume implements FatVolume {
       await unlink(join(this.dir, name));
       await fsyncDirectory(this.dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if (isNotFound(err)) return;
       throw new FatAccessError('write-failed', `cannot delete ${name} in ${this.dir}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
   }
@@ -285,52 +286,17 @@ function oneLine(text: string): string {
   return text.trim().replace(/\s*\n\s*/g, '; ') || 'no error message';
 }
 
-interface ToolResult {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-  /** True when stdout passed maxStdout and the tool was stopped. */
-  truncated: boolean;
-}
-
-function runTool(
+/** sfdisk, lsblk and mtools, with "not installed" turned into a FatAccessError naming the package. */
+async function runTool(
   command: string,
   args: string[],
   opts: { input?: Buffer; maxStdout?: number; env?: Record<string, string> } = {},
-): Promise<ToolResult> {
-  return new Promise((resolve, reject) => {
-    // stdin is never a terminal, so mtools cannot stop to ask about name clashes.
-    const child = spawn(command, args, {
-      stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env },
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let truncated = false;
-    let stderr = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (truncated) return;
-      size += chunk.length;
-      chunks.push(chunk);
-      if (opts.maxStdout !== undefined && size > opts.maxStdout) {
-        truncated = true;
-        child.kill();
-      }
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') {
-        const pkg = command === 'sfdisk' ? 'fdisk' : command === 'lsblk' ? 'util-linux' : 'mtools';
-        reject(new FatAccessError('tool-missing', `${command} is not installed; install the Debian package ${pkg}`));
-      } else reject(err);
-    });
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(chunks), stderr, truncated }));
-    if (opts.input) {
-      // A tool that exits early closes its stdin; its exit code reports the failure.
-      child.stdin!.on('error', () => {});
-      child.stdin!.end(opts.input);
-    }
-  });
+): Promise<{ code: number; stdout: Buffer; stderr: string; truncated: boolean }> {
+  // stdin is never a terminal, so mtools cannot stop to ask about name clashes.
+  const r = await runCommandOutcome(command, args, { input: opts.input, env: opts.env, maxStdoutBytes: opts.maxStdout });
+  if (r.notInstalled) {
+    const pkg = command === 'sfdisk' ? 'fdisk' : command === 'lsblk' ? 'util-linux' : 'mtools';
+    throw new FatAccessError('tool-missing', `${command} is not installed; install the Debian package ${pkg}`);
+  }
+  return { code: r.code ?? 1, stdout: r.stdoutBytes, stderr: r.stderr, truncated: r.truncated };
 }

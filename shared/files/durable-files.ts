@@ -1,7 +1,14 @@
-// Shared by device and host: the host imports it through image/atomic-write.ts.
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, unlink, constants } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { constants, link, mkdir, open, readdir, readFile, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ignoreNotFound } from '../errors.ts';
+
+/**
+ * The one home of crash-safe file writes, for both programs: whatever a power cut or a
+ * kill interrupts, a reader sees the old content or the whole new one, never a part.
+ * Every writer writes under a temporary name `.NAME.tmp-<pid>-<random>` next to the
+ * final one first; removeStaleTemporaryFiles sweeps what an interrupted write left.
+ */
 
 export interface FileOwner {
   uid: number;
@@ -87,4 +94,84 @@ export async function writeFileAtomic(path: string, data: string | Buffer, opts:
   }
   await fsyncDirectory(dirname(path));
   return written;
+}
+
+/** Replaces (or creates) a symbolic link atomically: a new link under a temporary name, renamed over the old. */
+export async function replaceSymlink(path: string, target: string): Promise<boolean> {
+  if ((await readlink(path).catch(() => undefined)) === target) return false;
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = temporaryNameFor(path);
+  await symlink(target, tmp);
+  await rename(tmp, path); // atomically replaces a file or an older link
+  await fsyncDirectory(dirname(path));
+  return true;
+}
+
+const TEMPORARY_NAME = /^\..+\.tmp-[0-9]+-[0-9a-z]+$/;
+
+/** Deletes interrupted writes' temporary files in `dir` (and below, with `recursive`). A missing dir is fine. */
+export async function removeStaleTemporaryFiles(
+  dir: string,
+  /** `only`: the final names whose leftovers to remove (in shared dirs such as /etc). */
+  opts: { recursive?: boolean; only?: readonly string[] } = {},
+): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(ignoreNotFound);
+  if (!entries) return [];
+  const removed: string[] = [];
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory() && opts.recursive) removed.push(...(await removeStaleTemporaryFiles(path, opts)));
+    else if (!entry.isDirectory() && TEMPORARY_NAME.test(entry.name) && (!opts.only || opts.only.some((n) => entry.name.startsWith(`.${n}`)))) {
+      await unlink(path).catch(() => {});
+      removed.push(path);
+    }
+  }
+  if (removed.some((p) => dirname(p) === dir)) await fsyncDirectory(dir);
+  return removed;
+}
+
+/** Writes a whole file atomically with an exact mode (and owner, as root), making its directory if needed. */
+export async function writeFileDurably(path: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await writeFileAtomic(path, data, { mode, owner });
+}
+
+export async function writeJsonDurably(path: string, value: unknown, mode = 0o644): Promise<void> {
+  await writeFileDurably(path, `${JSON.stringify(value, null, 2)}\n`, mode);
+}
+
+/** Parsed JSON, or undefined when the file does not exist. */
+export async function readJsonIfPresent(path: string): Promise<unknown> {
+  const text = await readTextIfPresent(path);
+  return text === undefined ? undefined : JSON.parse(text);
+}
+
+export async function readTextIfPresent(path: string): Promise<string | undefined> {
+  return readFile(path, 'utf8').catch(ignoreNotFound);
+}
+
+/**
+ * Create-if-absent for secrets: the content is written and fsynced under a temporary
+ * name, then hard-linked to `path` — link() never replaces an existing file, so a
+ * secret that was once durably written is never regenerated or overwritten, and `path`
+ * never shows a half-written secret. Returns the content now at `path` (the new one, or
+ * the one that was already there) and whether it was created now.
+ *
+ * `checkpoint` names the crash points for tests (`after-tmp-write`, `after-link`).
+ */
+export async function createFileOnce(
+  path: string,
+  content: string,
+  opts: { mode: number; owner?: FileOwner; checkpoint?: (point: string) => Promise<void> },
+): Promise<{ content: string; created: boolean }> {
+  const existing = await readTextIfPresent(path);
+  if (existing !== undefined) return { content: existing, created: false };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const created = await writeFileAtomic(path, content, {
+    mode: opts.mode,
+    owner: opts.owner,
+    noReplace: true,
+    checkpoint: (point) => opts.checkpoint?.(point === 'written' ? 'after-tmp-write' : 'after-link') ?? Promise.resolve(),
+  });
+  return created ? { content, created } : { content: await readFile(path, 'utf8'), created };
 }

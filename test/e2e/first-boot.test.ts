@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageManifest } from '../../image/release/image-manifest.ts';
-import { buildQemuImage, runMemu, type BuildOutput } from '../helpers/memu-build.ts';
+import { buildQemuImage, commandResult, runMemu, type BuildOutput } from '../helpers/memu-build.ts';
 
 interface Healthz {
   status: string;
@@ -18,14 +18,14 @@ const HTTP_PORT = '18481';
 
 /** Boots the image under QEMU (TCG) until /healthz reports provisioning done, then powers it off. */
 async function bootUntilHealthy(image: string, workDir: string, extra: string[]): Promise<{ healthz: Healthz; seconds: number }> {
-  const r = await runMemu(['vm', image, '--no-network', '--work-dir', workDir, '--agent-port', AGENT_PORT, '--http-port', HTTP_PORT, '--wait-healthy', '--timeout', '900', ...extra], {
+  const r = await runMemu(['--json', 'vm', image, '--no-network', '--work-dir', workDir, '--agent-port', AGENT_PORT, '--http-port', HTTP_PORT, '--wait-healthy', '--timeout', '900', ...extra], {
     timeoutMs: 20 * 60_000,
   });
   if (r.code !== 0) {
     const serial = await readFile(join(workDir, 'serial.log'), 'utf8').catch(() => '(no serial log)');
     throw new Error(`memu vm failed (exit ${r.code}):\n${r.stderr.slice(-2000)}\n--- serial console (end) ---\n${serial.slice(-4000)}`);
   }
-  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { healthz: Healthz; bootToHealthySeconds: number };
+  const out = commandResult<{ healthz: Healthz; bootToHealthySeconds: number }>(r);
   return { healthz: out.healthz, seconds: out.bootToHealthySeconds };
 }
 

@@ -45,7 +45,15 @@ export interface BuildOutput {
 
 /** `memu build qemu-amd64 --out DIR ...`; fails the test with the CLI's stderr if the build fails. */
 export async function buildQemuImage(outDir: string, extraArgs: string[] = []): Promise<BuildOutput> {
-  const r = await runMemu(['build', 'qemu-amd64', '--out', outDir, ...extraArgs]);
+  const r = await runMemu(['--json', 'build', 'qemu-amd64', '--out', outDir, ...extraArgs]);
   if (r.code !== 0) throw new Error(`memu build failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
-  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as BuildOutput;
+  return commandResult<BuildOutput>(r);
+}
+
+/** The `result` line a `memu --json` command ends its stdout with (README, "Commands"). */
+export function commandResult<T = Record<string, unknown>>(r: CliRun): T & { type: 'result'; ok: boolean; command: string; exitCode?: number; error?: string; hint?: string } {
+  const line = r.stdout.trim().split('\n').at(-1) ?? '';
+  const parsed = JSON.parse(line) as T & { type: 'result'; ok: boolean; command: string };
+  if (parsed.type !== 'result') throw new Error(`the last stdout line of memu --json is not its result: ${line}`);
+  return parsed;
 }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { mountedNodes, openFatVolume } from '../../../shared/fat/fat-volume.ts';
 import { fsyncFile } from '../../../shared/files/durable-files.ts';
+import { startProcess } from '../../../shared/process/run-command.ts';
 
 /**
  * FAT frees a deleted file's clusters without clearing them, so after the scrub the old
@@ -47,26 +47,13 @@ export async function wipeFatFreeSpace(device: string, log: Logger, checkpoint?:
 }
 
 /** mcopy from /dev/zero: mtools stops at "disk full" and keeps what it wrote (exit 0). */
-function fillWithMtools(image: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('mcopy', ['-i', image, '-', `::/${WIPE_FILE_NAME}`], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-      env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
-    });
-    const zeros = createReadStream('/dev/zero', { highWaterMark: 1 << 20 });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin!.on('error', () => {}); // EPIPE once mcopy stops reading at "disk full"
-    zeros.pipe(child.stdin!);
-    child.on('error', (err) => {
-      zeros.destroy();
-      reject(err);
-    });
-    child.on('close', (code) => {
-      zeros.destroy();
-      if (code === 0 || /No space left|Disk full|No free cluster/i.test(stderr)) resolve();
-      else reject(new Error(`mcopy could not fill the FAT's free space: ${stderr.trim().split('\n').pop() ?? `exit ${code}`}`));
-    });
-  });
+async function fillWithMtools(image: string): Promise<void> {
+  const { child, ended } = startProcess('mcopy', ['-i', image, '-', `::/${WIPE_FILE_NAME}`], { stdin: 'pipe', stdout: 'ignore', env: { MTOOLS_SKIP_CHECK: '1' } });
+  const zeros = createReadStream('/dev/zero', { highWaterMark: 1 << 20 });
+  zeros.pipe(child.stdin!);
+  const r = await ended;
+  zeros.destroy();
+  if (r.code === 0 || /No space left|Disk full|No free cluster/i.test(r.stderr)) return;
+  throw new Error(`mcopy could not fill the FAT's free space: ${r.startError ?? r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`);
 }
 

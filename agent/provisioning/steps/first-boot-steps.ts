@@ -1,6 +1,6 @@
 import type { ProvisioningStep } from '../journal.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
-import { removeStaleTemporaryFiles } from './durable-files.ts';
+import { removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { readPreseedStep, scrubPreseedStep } from './preseed-steps.ts';
 import { deviceSecretsStep, renderStackConfigStep } from './secrets-steps.ts';
 import { deviceSettingsStep, networkStep, sshKeysStep } from './settings-steps.ts';

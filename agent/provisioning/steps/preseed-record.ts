@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { validatePreseed, type Preseed } from '../../../shared/contracts/preseed.ts';
 import { firstBootPaths } from './first-boot-context.ts';
-import { readJsonIfPresent, writeJsonDurably } from './durable-files.ts';
+import { readJsonIfPresent, writeJsonDurably } from '../../../shared/files/durable-files.ts';
 
 /**
  * The ext4 copy of the first-boot settings, `<dataDir>/agent/preseed.json` (0600: it

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { PRESEED_FILE_NAME, preseedSecretFields, presentPreseedFields } from '../../../shared/contracts/preseed.ts';
 import { readPreseed, scrubPreseedSecrets } from '../preseed-source.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
-import { removeStaleTemporaryFiles } from './durable-files.ts';
+import { removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { wipeFatFreeSpace } from './fat-wipe.ts';
 import { PRESEED_RECORD_FORMAT, readPreseedRecord, writePreseedRecord, writeStepOutcome, type PreseedRecord } from './preseed-record.ts';
 

@@ -8,7 +8,7 @@ import { stackSecretsSchema, type StackSecrets, type StackValuesInput } from '..
 import { normalizeClaimCode } from '../../../shared/contracts/preseed.ts';
 import { readStoredSettings } from '../../device-settings/device-settings.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
-import { createFileOnce, readTextIfPresent, removeStaleTemporaryFiles } from './durable-files.ts';
+import { createFileOnce, readTextIfPresent, removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { preseedSettings, writeStepOutcome } from './preseed-record.ts';
 
 /**

@@ -13,7 +13,7 @@ import {
   type StoredDeviceSettings,
 } from '../../device-settings/device-settings.ts';
 import { fault, type FirstBootContext } from './first-boot-context.ts';
-import { readTextIfPresent, removeStaleTemporaryFiles } from './durable-files.ts';
+import { readTextIfPresent, removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { preseedSettings, writeStepOutcome } from './preseed-record.ts';
 
 /** Step 3: hostname, time zone, locale (+ family name, update channel), stored on the data partition, applied to the root slot. */

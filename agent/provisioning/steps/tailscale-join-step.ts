@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { readStoredSettings } from '../../device-settings/device-settings.ts';
 import { joinTailnet } from '../../tailscale/join.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
-import { readJsonIfPresent, removeStaleTemporaryFiles, writeJsonDurably } from './durable-files.ts';
+import { readJsonIfPresent, removeStaleTemporaryFiles, writeJsonDurably } from '../../../shared/files/durable-files.ts';
 import { readPreseedRecord, writePreseedRecord, writeStepOutcome } from './preseed-record.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { loadProfile, profileNames, ProfileError } from '../../../hardware/index.ts';
 import { buildImage, defaultBuildConfig } from '../../pipeline/pipeline.ts';
-import type { RegisterCommand } from '../main.ts';
+import type { RegisterCommand } from '../command.ts';
 import { ExitCode, MemuError } from '../../host/errors.ts';
-import { parseMirrorOptions } from './stack.ts';
+import { CACHE_DIR_HELP, parseMirrorOptions } from '../options.ts';
 
 export const registerBuild: RegisterCommand = (program, run) => {
   program
@@ -10,7 +10,7 @@ export const registerBuild: RegisterCommand = (program, run) => {
     .description('build a flashable, signed Memu OS disk image for a hardware profile')
     .argument('[profile]', `hardware profile: ${profileNames().join(', ')}`, 'qemu-amd64')
     .option('--out <dir>', 'output directory (default: out/<profile>)')
-    .option('--cache-dir <dir>', 'cache for root filesystems and packages (default: $MEMU_CACHE_DIR or ~/.cache/memu)')
+    .option('--cache-dir <dir>', CACHE_DIR_HELP)
     .option('--key <path>', 'ed25519 signing key (.key from `memu keygen`; default: $MEMU_SIGNING_KEY, else a local development key)')
     .option('--version <version>', 'release version recorded in the image (default: package.json version)')
     .option('--refresh-rootfs', 'ignore the cached root filesystem and build it afresh')
@@ -42,8 +42,11 @@ export const registerBuild: RegisterCommand = (program, run) => {
         });
         const result = await buildImage(config, log, progress);
         const f = result.artifacts.files;
-        process.stdout.write(`${JSON.stringify({ image: f.image, zst: f.zst, bmap: f.bmap, manifest: f.manifest, signature: f.signature, rootfsCacheHit: result.rootfsCacheHit, stageSeconds: result.stageSeconds })}\n`);
-        return ExitCode.ok;
+        return {
+          exitCode: ExitCode.ok,
+          result: { image: f.image, zst: f.zst, bmap: f.bmap, manifest: f.manifest, signature: f.signature, rootfsCacheHit: result.rootfsCacheHit, stageSeconds: result.stageSeconds },
+          summary: `built ${f.image}\n  also ${f.zst}, ${f.bmap}\n  signed manifest ${f.manifest} (check with: memu verify ${config.outDir})`,
+        };
       }),
     );
 };

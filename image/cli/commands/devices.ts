@@ -1,4 +1,4 @@
-import type { RegisterCommand } from '../main.ts';
+import type { RegisterCommand } from '../command.ts';
 import { ExitCode } from '../../host/errors.ts';
 import { formatBytes } from '../../host/progress.ts';
 import { listBlockDevices, type BlockDevice } from '../../flash/block-devices.ts';
@@ -23,21 +23,17 @@ export const registerDevices: RegisterCommand = (program, run) => {
     .command('devices')
     .description('list drives `memu flash` can write, and the ones it refuses with the reason')
     .action(() =>
-      run(async (ctx) => {
+      run(async () => {
         const devices = await listBlockDevices();
-        if (ctx.json) {
-          process.stdout.write(`${JSON.stringify({ devices })}\n`);
-          return ExitCode.ok;
-        }
-        if (devices.length === 0) {
-          process.stdout.write('no drives found (plug in the SD card or NVMe adapter, then run again)\n');
-          return ExitCode.ok;
-        }
-        const header = ['PATH', 'SIZE', 'MODEL', 'SERIAL', 'TRAN', 'REMOVABLE', 'MOUNTED', 'STATUS'];
-        const rows = [header, ...devices.map(row)];
-        const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
-        return ExitCode.ok;
+        return { exitCode: ExitCode.ok, result: { devices }, summary: devicesTable(devices) };
       }),
     );
 };
+
+function devicesTable(devices: BlockDevice[]): string {
+  if (devices.length === 0) return 'no drives found (plug in the SD card or NVMe adapter, then run again)';
+  const header = ['PATH', 'SIZE', 'MODEL', 'SERIAL', 'TRAN', 'REMOVABLE', 'MOUNTED', 'STATUS'];
+  const rows = [header, ...devices.map(row)];
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}

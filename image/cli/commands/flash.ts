@@ -1,9 +1,8 @@
 import { createInterface } from 'node:readline/promises';
-import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../../host/errors.ts';
+import type { RegisterCommand } from '../command.ts';
+import { ExitCode } from '../../host/errors.ts';
 import { formatBytes } from '../../host/progress.ts';
 import { flashImage } from '../../flash/flash-image.ts';
-import { createJsonLinesProgress } from '../../flash/json-progress.ts';
 import type { BlockDevice } from '../../flash/block-devices.ts';
 import { loadPreseedSettings, writePreseed } from '../../preseed/write.ts';
 
@@ -62,42 +61,31 @@ Exit codes: 0 ok, 2 bad or corrupt input (image, bmap), 3 missing tool or permis
     )
     .action((image: string, target: string, opts: FlashCliOptions) =>
       run(async (ctx) => {
-        const progress = ctx.json ? createJsonLinesProgress((l) => process.stdout.write(l)) : ctx.progress;
         const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !ctx.json;
         // Bad settings are refused before the drive is touched, not after a long flash.
         const settings = opts.preseed ? await loadPreseedSettings({ settingsFile: opts.preseed }) : undefined;
-        try {
-          const result = await flashImage({
+        const result = await flashImage({
             image,
             target,
             ...(opts.bmap ? { bmap: opts.bmap } : {}),
             verify: opts.verify,
             log: ctx.log,
-            progress,
+            progress: ctx.progress,
             yes: Boolean(opts.yes),
             ...(interactive ? { confirm: confirmOnTerminal } : {}),
             unmount: Boolean(opts.unmount),
             allowPartition: Boolean(opts.allowPartition),
             direct: opts.direct,
           });
-          const preseeded = settings ? await writePreseed({ target, settings, log: ctx.log }) : undefined;
-          if (ctx.json) {
-            process.stdout.write(`${JSON.stringify({ type: 'result', ...result, ...(preseeded ? { preseed: preseeded } : {}) })}\n`);
-          } else {
-            process.stdout.write(
-              `flashed ${result.image} to ${result.target}: ${formatBytes(result.bytesWritten)} written of a ${formatBytes(result.imageSize)} image in ${result.seconds.toFixed(1)}s` +
-                `${result.verified ? ', verified by reading back' : ', NOT verified (--no-verify)'}` +
-                `${preseeded ? `; first-boot settings written to partition ${preseeded.partition}` : ''}\n`,
-            );
-          }
-          return ExitCode.ok;
-        } catch (err) {
-          if (ctx.json) {
-            const failure = err instanceof MemuError ? { error: err.message, hint: err.hint, exitCode: err.exitCode } : { error: (err as Error).message, exitCode: ExitCode.failure };
-            process.stdout.write(`${JSON.stringify({ type: 'result', ok: false, image, target, ...failure })}\n`);
-          }
-          throw err;
-        }
+        const preseeded = settings ? await writePreseed({ target, settings, log: ctx.log }) : undefined;
+        return {
+          exitCode: ExitCode.ok,
+          result: { ...result, ...(preseeded ? { preseed: preseeded } : {}) },
+          summary:
+            `flashed ${result.image} to ${result.target}: ${formatBytes(result.bytesWritten)} written of a ${formatBytes(result.imageSize)} image in ${result.seconds.toFixed(1)}s` +
+            `${result.verified ? ', verified by reading back' : ', NOT verified (--no-verify)'}` +
+            `${preseeded ? `; first-boot settings written to partition ${preseeded.partition}` : ''}`,
+        };
       }),
     );
 };

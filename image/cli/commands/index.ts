@@ -1,4 +1,4 @@
-import type { RegisterCommand } from '../main.ts';
+import type { RegisterCommand } from '../command.ts';
 
 /**
  * Every `memu` subcommand, in the order `memu --help` lists them, loaded on demand: a
@@ -17,7 +17,12 @@ export const commandLoaders: Record<string, () => Promise<RegisterCommand>> = {
 
 /** The commands to register for this command line: just the one named, or all (for help). */
 export async function loadCommands(argv: string[]): Promise<RegisterCommand[]> {
-  const named = argv.slice(2).find((a) => !a.startsWith('-') && a in commandLoaders);
+  const named = commandNamed(argv);
   const names = named ? [named] : Object.keys(commandLoaders);
   return Promise.all(names.map((n) => commandLoaders[n]!()));
+}
+
+/** The subcommand an argv names, if any. */
+export function commandNamed(argv: string[]): string | undefined {
+  return argv.slice(2).find((a) => !a.startsWith('-') && a in commandLoaders);
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../../host/errors.ts';
+import type { RegisterCommand } from '../command.ts';
+import { ExitCode } from '../../host/errors.ts';
 import { generateSigningKey } from '../../release/signing-keys.ts';
 
 export const registerKeygen: RegisterCommand = (program, run) => {
@@ -10,15 +10,9 @@ export const registerKeygen: RegisterCommand = (program, run) => {
     .requiredOption('--out <keybase>', 'path prefix of the key files, e.g. keys/memu-release')
     .action((opts: { out: string }) =>
       run(async ({ log }) => {
-        const base = resolve(opts.out);
-        try {
-          const { keyPath, pubPath, keyId } = await generateSigningKey(base);
-          log.info({ keyPath, pubPath, keyId }, 'signing key created');
-          process.stdout.write(`${JSON.stringify({ keyPath, pubPath, keyId })}\n`);
-          return ExitCode.ok;
-        } catch (err) {
-          throw new MemuError((err as Error).message, ExitCode.badInput, 'choose another --out, or delete the old key if you really mean to replace it');
-        }
+        const { keyPath, pubPath, keyId } = await generateSigningKey(resolve(opts.out));
+        log.debug({ keyPath, pubPath, keyId }, 'signing key created');
+        return { exitCode: ExitCode.ok, result: { keyPath, pubPath, keyId }, summary: `made signing key ${keyPath} (key id ${keyId}); give ${pubPath} to whoever verifies` };
       }),
     );
 };

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import type { RegisterCommand } from '../main.ts';
+import type { RegisterCommand } from '../command.ts';
 import { ExitCode, MemuError } from '../../host/errors.ts';
 import { loadPreseedSettings, writePreseed } from '../../preseed/write.ts';
 import { PRESEED_FILE_NAME, presentPreseedFields } from '../../../shared/contracts/preseed.ts';
@@ -25,7 +25,7 @@ export const registerPreseed: RegisterCommand = (program, run) => {
       `\nExamples:\n  memu preseed --check --file settings.json\n  memu preseed --image memu-nuc.img --file settings.json\n  sudo memu preseed --device /dev/sdb --file settings.json`,
     )
     .action((opts: PreseedOptions) =>
-      run(async ({ log, json }) => {
+      run(async ({ log }) => {
         const targets = [opts.image, opts.device].filter((t) => t !== undefined);
         if (opts.check && targets.length > 0) {
           throw new MemuError('--check only validates; it takes no --image or --device', ExitCode.badInput, 'drop --check to write, or drop the target to validate');
@@ -41,9 +41,7 @@ export const registerPreseed: RegisterCommand = (program, run) => {
         if (opts.check) {
           const settings = await loadPreseedSettings({ settingsFile });
           const result = { valid: true, file: settingsFile, fields: presentPreseedFields(settings) };
-          log.info(result, 'preseed settings are valid');
-          print(json, result, `${opts.file} is valid (${result.fields.join(', ') || 'no settings besides the version'})`);
-          return ExitCode.ok;
+          return { exitCode: ExitCode.ok, result, summary: `${opts.file} is valid (${result.fields.join(', ') || 'no settings besides the version'})` };
         }
 
         const target = resolve((opts.image ?? opts.device)!);
@@ -51,8 +49,7 @@ export const registerPreseed: RegisterCommand = (program, run) => {
         const settings = await loadPreseedSettings({ settingsFile });
         const { partition, offset } = await writePreseed({ target, settings, log });
         const result = { target, partition, offset, file: PRESEED_FILE_NAME, fields: presentPreseedFields(settings) };
-        print(json, result, `wrote ${PRESEED_FILE_NAME} to ${target} partition ${partition} (byte offset ${offset})`);
-        return ExitCode.ok;
+        return { exitCode: ExitCode.ok, result, summary: `wrote ${PRESEED_FILE_NAME} to ${target} partition ${partition} (byte offset ${offset})` };
       }),
     );
 };
@@ -68,8 +65,4 @@ async function checkTargetKind(target: string, kind: 'image' | 'device'): Promis
   if (kind === 'device' && !info.isBlockDevice()) {
     throw new MemuError(`${target} is not a block device`, ExitCode.badInput, info.isFile() ? 'use --image for image files' : 'pass a drive such as /dev/sdb');
   }
-}
-
-function print(json: boolean, result: object, sentence: string): void {
-  process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${sentence}\n`);
 }

@@ -1,24 +1,9 @@
 import { resolve } from 'node:path';
-import type { RegisterCommand } from '../main.ts';
-import { ExitCode, MemuError } from '../../host/errors.ts';
-import { defaultBlobCacheDir } from '../../oci/blob-cache.ts';
-import { parseRegistryMirror, type RegistryMirrors } from '../../oci/reference.ts';
+import type { RegisterCommand } from '../command.ts';
+import { ExitCode } from '../../host/errors.ts';
+import { cachePaths, memuCacheDir } from '../../host/cache-dir.ts';
 import { checkImagesLocked, lockStack, parsePlatforms, readComposeImages, readImageLock } from '../../stack/lock.ts';
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
-
-export function parseMirrorOptions(specs: string[] = []): RegistryMirrors {
-  const mirrors: RegistryMirrors = {};
-  for (const spec of specs) {
-    try {
-      const [from, to] = parseRegistryMirror(spec);
-      mirrors[from] = to;
-    } catch (err) {
-      throw new MemuError((err as Error).message, ExitCode.badInput, 'e.g. --registry-mirror docker.io=127.0.0.1:5000');
-    }
-  }
-  return mirrors;
-}
+import { CACHE_DIR_HELP, collect, parseMirrorOptions } from '../options.ts';
 
 interface LockOptions {
   compose?: string[];
@@ -39,7 +24,7 @@ export const registerStack: RegisterCommand = (program, run) => {
     .option('--lock <file>', 'image lock to write', 'compose/images.lock.json')
     .option('--platform <list>', 'comma-separated platforms', 'linux/amd64,linux/arm64')
     .option('--registry-mirror <from=to>', 'fetch registry FROM through TO, e.g. docker.io=127.0.0.1:5000 (repeatable; the lock keeps the original names)', collect)
-    .option('--cache-dir <dir>', 'blob cache (default ${XDG_CACHE_HOME:-~/.cache}/memu/blobs)')
+    .option('--cache-dir <dir>', `${CACHE_DIR_HELP}; blobs go to its blobs/, where \`memu build\` reads them`)
     .option('--prefetch', 'also download every layer into the blob cache, so the build needs no registry')
     .option('--check', 'do not contact registries: fail if the lock does not cover every compose image')
     .action((opts: LockOptions) =>
@@ -50,24 +35,21 @@ export const registerStack: RegisterCommand = (program, run) => {
         if (opts.check) {
           const images = await readComposeImages(composeFiles);
           checkImagesLocked(images, await readImageLock(lockPath), platforms);
-          log.info({ lockPath, images: images.length }, 'every compose image is locked');
-          process.stdout.write(`${JSON.stringify({ lockPath, locked: images.length })}\n`);
-          return ExitCode.ok;
+          return { exitCode: ExitCode.ok, result: { lockPath, locked: images.length }, summary: `every compose image (${images.length}) is locked in ${lockPath}` };
         }
         const { lock, removed } = await lockStack({
           composeFiles,
           lockPath,
           platforms,
           registryMirrors: parseMirrorOptions(opts.registryMirror),
-          cacheDir: opts.cacheDir ? resolve(opts.cacheDir) : defaultBlobCacheDir(),
+          cacheDir: cachePaths(memuCacheDir(opts.cacheDir)).blobs,
           prefetch: opts.prefetch,
           log,
           progress,
         });
         if (removed.length) log.info({ removed }, 'images no longer in the compose files were dropped from the lock');
-        log.info({ lockPath, images: Object.keys(lock.images).length, platforms }, 'image lock written');
-        process.stdout.write(`${JSON.stringify({ lockPath, images: Object.keys(lock.images).length, platforms })}\n`);
-        return ExitCode.ok;
+        const images = Object.keys(lock.images).length;
+        return { exitCode: ExitCode.ok, result: { lockPath, images, platforms }, summary: `locked ${images} images for ${platforms.join(', ')} in ${lockPath}` };
       }),
     );
 };

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { loadPublicKey } from '../../../shared/contracts/signature.ts';
 import { developmentPublicKeyPath } from '../../pipeline/pipeline.ts';
 import { verifyImageDirectory } from '../../release/verify-output.ts';
-import type { RegisterCommand } from '../main.ts';
+import type { RegisterCommand } from '../command.ts';
 import { ExitCode, MemuError } from '../../host/errors.ts';
 
 export const registerVerify: RegisterCommand = (program, run) => {
@@ -29,13 +29,13 @@ export const registerVerify: RegisterCommand = (program, run) => {
         }
         if (!opts.key && !process.env.MEMU_TRUSTED_KEY) log.warn({ key: keyPath }, 'checking against the local development key; pass --key for release images');
         const report = await verifyImageDirectory(resolve(dir), key, (name) => log.info({ file: name }, 'checking'));
-        process.stdout.write(`${JSON.stringify({ ok: report.ok, keyId: report.keyId, checked: report.checked, problems: report.problems })}\n`);
-        if (report.ok) {
-          log.info({ keyId: report.keyId, files: report.checked.length }, 'signature and all artifacts verified');
-          return ExitCode.ok;
-        }
-        for (const p of report.problems) log.error({ file: p.file }, p.problem);
-        return ExitCode.verifyFailed;
+        const result = { keyId: report.keyId, checked: report.checked, problems: report.problems };
+        if (report.ok) return { exitCode: ExitCode.ok, result, summary: `signature (key ${report.keyId}) and all ${report.checked.length} artifacts verified` };
+        return {
+          exitCode: ExitCode.verifyFailed,
+          result,
+          summary: `verification FAILED:\n${report.problems.map((p) => `  ${p.file}: ${p.problem}`).join('\n')}`,
+        };
       }),
     );
 };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadProfile, profileNames, ProfileError } from '../../../hardware/index.ts';
 import { startVm, waitForHealthz } from '../../vm/run-vm.ts';
-import type { RegisterCommand } from '../main.ts';
+import type { RegisterCommand } from '../command.ts';
 import { ExitCode, MemuError } from '../../host/errors.ts';
 
 /** Sizes such as 8G, 512M or a byte count. */
@@ -68,14 +68,13 @@ export const registerVm: RegisterCommand = (program, run) => {
                 return state === 'done';
               });
               const seconds = (Date.now() - started) / 1000;
-              process.stdout.write(`${JSON.stringify({ healthy: true, bootToHealthySeconds: seconds, healthz: body })}\n`);
+              return { exitCode: ExitCode.ok, result: { healthy: true, bootToHealthySeconds: seconds, healthz: body }, summary: `the agent reported provisioning done ${seconds.toFixed(1)} s after boot; VM stopped` };
             } finally {
               await vm.stop(60_000);
             }
-            return ExitCode.ok;
           }
           const code = await vm.exited;
-          return code === 0 ? ExitCode.ok : ExitCode.failure;
+          return { exitCode: code === 0 ? ExitCode.ok : ExitCode.failure, result: { qemuExitCode: code, serialLog: vm.serialLog }, summary: `VM powered off (QEMU exit ${code}); serial console in ${vm.serialLog}` };
         }),
     );
 };

@@ -22,9 +22,9 @@ describe('hardware profiles', () => {
 
   it('rejects typos and wrong types with the field path', () => {
     const typo = { ...qemuAmd64, archh: 'amd64' };
-    expect(() => validateProfile(typo, 'typo')).toThrow(/Unrecognized key/);
+    expect(() => validateProfile(typo, 'typo')).toThrow(/typo is invalid: archh: not a known field/);
     const wrongType = { ...qemuAmd64, partitions: qemuAmd64.partitions.map((p, i) => (i === 0 ? { ...p, sizeMiB: -1 } : p)) };
-    expect(() => validateProfile(wrongType, 'neg')).toThrow(/partitions\.0\.sizeMiB/);
+    expect(() => validateProfile(wrongType, 'neg')).toThrow(/partitions\[0\]\.sizeMiB: Number must be greater than 0/);
     const mismatch = { ...qemuAmd64, arch: 'arm64' };
     expect(() => validateProfile(mismatch, 'arch')).toThrow(/BOOTX64\.EFI does not match arch arm64/);
   });

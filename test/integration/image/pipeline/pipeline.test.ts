@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageManifest } from '../../../../image/release/image-manifest.ts';
-import { buildQemuImage, runMemu, TEST_CACHE_DIR, type BuildOutput } from '../../../helpers/memu-build.ts';
+import { buildQemuImage, commandResult, runMemu, TEST_CACHE_DIR, type BuildOutput } from '../../../helpers/memu-build.ts';
 
 const exec = promisify(execFile);
 const sh = async (cmd: string, args: string[]) => (await exec(cmd, args, { maxBuffer: 64 << 20, env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } })).stdout;
@@ -84,9 +84,9 @@ describe('memu build qemu-amd64', () => {
   });
 
   it('`memu verify` passes, and fails naming the file after one byte of any artifact changes', async () => {
-    const ok = await runMemu(['verify', join(work, 'a')]);
+    const ok = await runMemu(['--json', 'verify', join(work, 'a')]);
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.stdout).checked).toHaveLength(3);
+    expect(commandResult<{ checked: string[] }>(ok).checked).toHaveLength(3);
     const copy = join(work, 'verify-copy');
     await exec('cp', ['-a', '--sparse=always', join(work, 'a'), copy]);
     const names = (await readdir(copy)).filter((n) => !n.startsWith('.'));
@@ -99,11 +99,11 @@ describe('memu build qemu-amd64', () => {
       const byte = Buffer.alloc(1);
       await fd.read(byte, 0, 1, at);
       await fd.write(Buffer.from([byte[0]! ^ 0x01]), 0, 1, at);
-      const bad = await runMemu(['verify', copy]);
+      const bad = await runMemu(['--json', 'verify', copy]);
       await fd.write(byte, 0, 1, at);
       await fd.close();
       expect(bad.code, `verify after changing ${name}`).toBe(4);
-      const problems = JSON.parse(bad.stdout).problems as { file: string }[];
+      const problems = commandResult<{ problems: { file: string }[] }>(bad).problems;
       expect(problems.length).toBeGreaterThan(0);
       if (!name.startsWith('manifest')) expect(problems.map((p) => p.file)).toEqual([name]);
     }

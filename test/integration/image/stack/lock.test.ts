@@ -5,7 +5,10 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageLockSchema, pinnedReference } from '../../../../shared/contracts/image-lock.ts';
 import { registerStack } from '../../../../image/cli/commands/stack.ts';
-import { createCliContext } from '../../../../image/cli/context.ts';
+import { createCliContext } from '../../../../image/cli/command.ts';
+import { cachePaths, memuCacheDir } from '../../../../image/host/cache-dir.ts';
+import { defaultBuildConfig } from '../../../../image/pipeline/pipeline.ts';
+import { loadProfile } from '../../../../hardware/index.ts';
 import { ExitCode, MemuError } from '../../../../image/host/errors.ts';
 import { createHostLogger } from '../../../../image/host/log.ts';
 import { lockStack } from '../../../../image/stack/lock.ts';
@@ -40,7 +43,7 @@ async function memuStackLock(args: string[]): Promise<number> {
   const program = new Command('memu').exitOverride();
   let code = -1;
   registerStack(program, async (action) => {
-    code = await action(createCliContext({ json: true, logLevel: 'silent' }));
+    code = (await action(createCliContext({ json: true, logLevel: 'silent' }))).exitCode;
   });
   await program.parseAsync(['node', 'memu', 'stack', 'lock', ...args]);
   return code;
@@ -54,7 +57,7 @@ describe('memu stack lock (real registry)', () => {
     const code = await memuStackLock(['--compose', file, '--lock', lockPath, '--registry-mirror', `docker.io=${registry.host}`, '--cache-dir', cacheDir, '--prefetch']);
     expect(code).toBe(ExitCode.ok);
     // --prefetch left every layer of every platform in the blob cache, for an offline build.
-    const cached = await readdir(join(cacheDir, 'sha256'));
+    const cached = await readdir(join(cacheDir, 'blobs', 'sha256'));
     for (const image of [hello, web]) for (const layers of Object.values(image.layers)) for (const l of layers) expect(cached).toContain(l.slice(7));
     const lock = imageLockSchema.parse(JSON.parse(await readFile(lockPath, 'utf8')));
     expect(lock.images).toEqual({
@@ -64,6 +67,24 @@ describe('memu stack lock (real registry)', () => {
     expect(pinnedReference(lock, 'memutest/hello:1.0', 'linux/arm64')).toBe(`memutest/hello@${hello.platforms['linux/arm64']}`);
     // --check verifies coverage without contacting any registry.
     expect(await memuStackLock(['--compose', file, '--lock', lockPath, '--check'])).toBe(ExitCode.ok);
+  });
+
+  it('with MEMU_CACHE_DIR set, --prefetch fills the blob cache that memu build reads', async () => {
+    const file = await compose('cache-env.yml', { hello: 'memutest/hello:1.0' });
+    const cacheRoot = join(dir, 'memu-cache-env');
+    const saved = process.env.MEMU_CACHE_DIR;
+    process.env.MEMU_CACHE_DIR = cacheRoot;
+    try {
+      const code = await memuStackLock(['--compose', file, '--lock', join(dir, 'cache-env.lock.json'), '--registry-mirror', `docker.io=${registry.host}`, '--prefetch']);
+      expect(code).toBe(ExitCode.ok);
+      const build = await defaultBuildConfig(loadProfile('qemu-amd64'), { version: '0.0.0', sourceDateEpoch: 0 });
+      expect(build.cacheDir).toBe(memuCacheDir());
+      const cached = await readdir(join(cachePaths(build.cacheDir).blobs, 'sha256'));
+      for (const l of hello.layers['linux/amd64']!) expect(cached).toContain(l.slice(7));
+    } finally {
+      if (saved === undefined) delete process.env.MEMU_CACHE_DIR;
+      else process.env.MEMU_CACHE_DIR = saved;
+    }
   });
 
   it('names the service and image when a platform is missing', async () => {

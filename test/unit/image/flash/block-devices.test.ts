@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { refusalFor, type BlockDevice } from '../../../../image/flash/block-devices.ts';
 import { bmapCandidates, compressionFromName } from '../../../../image/flash/compression.ts';
 import { nonZeroRuns } from '../../../../image/flash/write-engine.ts';
-import { createJsonLinesProgress } from '../../../../image/flash/json-progress.ts';
 
 const GiB = 1024 ** 3;
 
@@ -102,20 +101,5 @@ describe('nonZeroRuns: skipping zero blocks without a bmap', () => {
     const buf = Buffer.alloc(10000);
     buf[9999] = 1;
     expect(nonZeroRuns(buf, 10000, zeros)).toEqual([[8192, 10000 - 8192]]);
-  });
-});
-
-describe('JSON progress lines (--json)', () => {
-  it('emits a start line, throttled progress with rate and ETA, and a done line', () => {
-    const lines: string[] = [];
-    const progress = createJsonLinesProgress((l) => lines.push(l), 0);
-    progress.stage('write', 1000);
-    progress.bytes(400);
-    progress.done('ok');
-    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.every((l) => l.endsWith('\n'))).toBe(true);
-    expect(parsed.map((p) => p.event)).toEqual(['start', 'progress', 'done']);
-    expect(parsed[1]).toMatchObject({ type: 'progress', stage: 'write', bytes: 400, totalBytes: 1000 });
-    expect(parsed[2]).toMatchObject({ summary: 'ok' });
   });
 });

@@ -84,7 +84,7 @@ describe('lock file', () => {
     expect(await readImageLock(path)).toEqual(lock);
     expect((await readFile(path, 'utf8')).endsWith('\n')).toBe(true);
     await writeFile(path, JSON.stringify({ format: IMAGE_LOCK_FORMAT, images: { x: { platforms: { 'linux/amd64': 'sha256:12' } } } }));
-    await expect(readImageLock(path)).rejects.toThrow(/malformed: images\.x\.platforms\.linux\/amd64/);
+    await expect(readImageLock(path)).rejects.toThrow(/is invalid: images\.x\.platforms\.linux\/amd64/);
     await expect(readImageLock(join(dir, 'none.json'))).rejects.toThrow(/does not exist/);
   });
 });

@@ -41,7 +41,7 @@ describe('memu preseed', () => {
   it('--check accepts a valid file and prints the fields as JSON', async () => {
     const result = await memu(['--json', 'preseed', '--check', '--file', good]);
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual({ valid: true, file: good, fields: ['hostname', 'wifi.ssid', 'wifi.passphrase', 'wifi.country'] });
+    expect(JSON.parse(result.stdout)).toEqual({ type: 'result', command: 'preseed', ok: true, valid: true, file: good, fields: ['hostname', 'wifi.ssid', 'wifi.passphrase', 'wifi.country'] });
     expect(result.stdout + result.stderr).not.toContain('Quokka');
   });
 
@@ -52,7 +52,7 @@ describe('memu preseed', () => {
     expect(result.stderr).toMatch(/hostname: contains characters other than/);
     expect(result.stderr).toMatch(/timezone: is not a known IANA time zone/);
     expect(result.stderr).toMatch(/wifi\.passphrase: is longer than 63/);
-    expect(result.stderr).toMatch(/hint: .*docs\/preseed\.md/);
+    expect(result.stderr).toMatch(/"hint":"[^"]*docs\/preseed\.md/);
     expect(result.stdout + result.stderr).not.toContain('Quokka');
   });
 
@@ -82,6 +82,6 @@ describe('memu preseed', () => {
     expect(checkWithTarget.code).toBe(2);
     const fileAsDevice = await memu(['preseed', '--device', disk.path, '--file', good]);
     expect(fileAsDevice.code).toBe(2);
-    expect(fileAsDevice.stderr).toMatch(/is not a block device[\s\S]*use --image/);
+    expect(fileAsDevice.stderr).toMatch(/"hint":"use --image for image files","msg":"[^"]*is not a block device"/);
   });
 });

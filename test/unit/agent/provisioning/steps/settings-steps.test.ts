@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parsePreseed } from '../../../../../shared/contracts/preseed.ts';
 import { defaultHostname, wpaPskFromPassphrase } from '../../../../../agent/device-settings/device-settings.ts';
 import { writeWifi } from '../../../../../agent/device-settings/apply-to-root.ts';
-import { createFileOnce, removeStaleTemporaryFiles } from '../../../../../agent/provisioning/steps/durable-files.ts';
+import { createFileOnce, removeStaleTemporaryFiles } from '../../../../../shared/files/durable-files.ts';
 import { generateClaimCode } from '../../../../../agent/provisioning/steps/secrets-steps.ts';
 
 const dirs: string[] = [];

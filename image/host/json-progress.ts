@@ -1,4 +1,4 @@
-import type { Progress } from '../host/progress.ts';
+import type { Progress } from './progress.ts';
 
 /**
  * Progress as JSON lines (for `--json`): one line when a stage starts, one at
