@@ -1,36 +1,46 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config.ts';
+import { createHealthModule, type HealthModule } from './health/index.ts';
+import { createHttpModule, type HttpModule } from './http/index.ts';
 import type { AgentModule } from './module.ts';
-import { createProvisioningModule, type ProvisioningModule } from './provisioning/provisioning-module.ts';
-import { createHttpModule, type HttpModule } from './http/http-module.ts';
-import { createStackModule, type StackModule } from './stack/stack-module.ts';
+import { createProvisioningModule, type ProvisioningModule } from './provisioning/index.ts';
+import { createStackModule, type StackModule } from './stack/index.ts';
 
 export interface Agent {
   start(): Promise<void>;
   stop(): Promise<void>;
-  provisioning: ProvisioningModule;
   stack: StackModule;
+  provisioning: ProvisioningModule;
+  health: HealthModule;
   http: HttpModule;
 }
 
-/** Builds the agent's modules and starts them in a fixed order (stopped in reverse). */
+/**
+ * Builds the agent's modules in dependency order, each handed the interfaces it needs,
+ * and starts them in that order (stopped in reverse):
+ *
+ *   stack         finds the installed stack; idle until provisioning is done
+ *   provisioning  first boot, with the stack's bring-up as one of its steps
+ *   health        /healthz, from what every module reports
+ *   http          serves every module's routes
+ */
 export function createAgent(config: AgentConfig, log: Logger): Agent {
-  // The stack waits for provisioning, and provisioning runs the stack's bring-up step:
-  // each refers to the other through a function, so the start order below stays the only order.
-  let provisioning: ProvisioningModule;
-  const stack = createStackModule(
-    { stackDir: config.stackDir, dataDir: config.dataDir, dockerSocket: config.dockerSocket, provisioned: () => provisioning.done() },
-    log.child({ module: 'stack' }),
+  const stack = createStackModule({ stackDir: config.stackDir, dataDir: config.dataDir, dockerSocket: config.dockerSocket }, log.child({ module: 'stack' }));
+  const provisioning = createProvisioningModule(config, log.child({ module: 'provisioning' }), {
+    stackSteps: [{ name: 'bring-stack-up', run: (stepLog) => stack.bringUp(stepLog) }],
+  });
+  const health = createHealthModule({ version: config.version, dataDir: config.dataDir, sources: [provisioning.health, stack.health] }, log.child({ module: 'health' }));
+  const beforeHttp: AgentModule[] = [stack, provisioning, health];
+  const http = createHttpModule(
+    { listenHost: config.listenHost, port: config.port, routes: beforeHttp.flatMap((m) => (m.routes ? [m.routes] : [])) },
+    log.child({ module: 'http' }),
   );
-  provisioning = createProvisioningModule(config, log.child({ module: 'provisioning' }), () => [
-    { name: 'bring-stack-up', run: (stepLog) => stack.bringUp(stepLog) },
-  ]);
-  const http = createHttpModule(config, log.child({ module: 'http' }), { provisioning, stack });
-  const modules: AgentModule[] = [provisioning, stack, http];
+  const modules: AgentModule[] = [...beforeHttp, http];
   const started: AgentModule[] = [];
   return {
-    provisioning,
     stack,
+    provisioning,
+    health,
     http,
     async start() {
       for (const m of modules) {
@@ -38,6 +48,8 @@ export function createAgent(config: AgentConfig, log: Logger): Agent {
         await m.start();
         started.push(m);
       }
+      // The loop keeps the stack the way first boot brought it up, so it starts only then.
+      void provisioning.done().then(() => stack.startLoop());
     },
     async stop() {
       for (const m of started.reverse()) {

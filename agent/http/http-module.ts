@@ -1,33 +1,36 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type onRequestHookHandler } from 'fastify';
 import type { Logger } from 'pino';
-import type { AgentConfig } from '../config.ts';
 import type { AgentModule } from '../module.ts';
-import type { ProvisioningModule } from '../provisioning/provisioning-module.ts';
-import type { StackModule } from '../stack/stack-module.ts';
-import { healthzRoute } from '../health/routes.ts';
-import { provisioningSummary } from '../provisioning/summary.ts';
+
+export interface HttpModuleOptions {
+  listenHost: string;
+  port: number;
+  /** Every concern's routes (fastify plugins kept beside each concern), mounted as given. */
+  routes: readonly FastifyPluginAsync[];
+  /**
+   * Runs before every route (fastify's onRequest): the place where authentication hooks
+   * in. It answers the request itself (e.g. 401) to refuse it.
+   */
+  onRequest?: onRequestHookHandler;
+}
 
 export interface HttpModule extends AgentModule {
   /** The address actually bound (port 0 in tests picks a free one). */
   address(): { host: string; port: number };
 }
 
-/** The agent's HTTP API; each concern's routes are fastify plugins beside that concern. */
-export function createHttpModule(config: AgentConfig, log: Logger, deps: { provisioning: ProvisioningModule; stack: StackModule }): HttpModule {
+/** The agent's HTTP API: one server, the request hook, and the routes it is given. */
+export function createHttpModule(opts: HttpModuleOptions, log: Logger): HttpModule {
   let app: FastifyInstance | undefined;
-  let bound = { host: config.listenHost, port: config.port };
+  let bound = { host: opts.listenHost, port: opts.port };
   return {
     name: 'http',
     async start() {
       const server = Fastify({ loggerInstance: log as FastifyBaseLogger });
-      await server.register(healthzRoute, {
-        version: config.version,
-        dataDir: config.dataDir,
-        device: () => provisioningSummary(config.dataDir),
-        provisioning: deps.provisioning.status,
-        stack: deps.stack.status,
-      });
-      await server.listen({ host: config.listenHost, port: config.port });
+      // Added before the routes, so it covers every one of them.
+      if (opts.onRequest) server.addHook('onRequest', opts.onRequest);
+      for (const routes of opts.routes) await server.register(routes);
+      await server.listen({ host: opts.listenHost, port: opts.port });
       app = server;
       const addr = server.server.address();
       if (addr && typeof addr === 'object') bound = { host: addr.address, port: addr.port };

@@ -1,15 +1,15 @@
 import { join } from 'node:path';
-import { runCommand } from '../../shared/process/run-command.ts';
-import { applyStoredDeviceSettings, writeHostname } from '../device-settings/apply-to-root.ts';
-import { createFirstBootSteps } from './steps/first-boot-steps.ts';
-import { preseedFatDevice } from './steps/first-boot-context.ts';
 import type { Logger } from 'pino';
+import { runCommand } from '../../shared/process/run-command.ts';
 import type { AgentConfig } from '../config.ts';
+import { applyStoredDeviceSettings, writeHostname } from '../device-settings/index.ts';
+import type { HealthSource } from '../health/index.ts';
 import type { AgentModule } from '../module.ts';
-import { loadDiskLayout, layoutPartition } from '../storage/layout.ts';
-import { requireMounted } from '../storage/mounts.ts';
-import { growDataFilesystem, growDataPartition, readDataPartition } from '../storage/grow-data.ts';
+import { growDataFilesystem, growDataPartition, layoutPartition, loadDiskLayout, readDataPartition, requireMounted } from '../storage/index.ts';
 import { ProvisioningJournal, type ProvisioningState, type ProvisioningStep } from './journal.ts';
+import { provisioningHealth } from './provisioning-health.ts';
+import { preseedFatDevice } from './steps/first-boot-context.ts';
+import { createFirstBootSteps } from './steps/first-boot-steps.ts';
 
 export interface ProvisioningModule extends AgentModule {
   status(): ProvisioningState;
@@ -17,10 +17,14 @@ export interface ProvisioningModule extends AgentModule {
   settled(): Promise<ProvisioningState>;
   /** Resolves once provisioning is done (after however many retries). */
   done(): Promise<void>;
+  /** Its sections of /healthz (`provisioning`, `device`) and why it degrades the device. */
+  health: HealthSource;
 }
 
-/** Steps the stack module contributes (bring-stack-up); they run once the config is rendered. */
-export type StackSteps = () => ProvisioningStep[];
+export interface ProvisioningModuleOptions {
+  /** The stack's steps (bring-stack-up); they run once the stack's config is rendered. */
+  stackSteps?: readonly ProvisioningStep[];
+}
 
 const TAILSCALE_SOCKET = '/var/run/tailscale/tailscaled.sock';
 
@@ -45,7 +49,7 @@ function deviceEffects(config: AgentConfig) {
  * before the agent starts; without that mount nothing is provisioned and the reason is
  * reported (a device must never write its state onto a root slot).
  */
-export function createProvisioningModule(config: AgentConfig, log: Logger, stackSteps: StackSteps = () => []): ProvisioningModule {
+export function createProvisioningModule(config: AgentConfig, log: Logger, options: ProvisioningModuleOptions = {}): ProvisioningModule {
   let status: ProvisioningState = { state: 'pending', completed: [] };
   let markDone!: () => void;
   const donePromise = new Promise<void>((res) => (markDone = res));
@@ -65,7 +69,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, stack
         fatDevice: await preseedFatDevice(layout, config.devDir),
         tailscaleSocket: TAILSCALE_SOCKET,
         composeDir: config.stackDir,
-        stackSteps: stackSteps(),
+        stackSteps: options.stackSteps ?? [],
       });
       steps = [
         { name: 'grow-data-partition', run: (l) => growDataPartition(data, paths, l) },
@@ -125,5 +129,6 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, stack
     status: () => status,
     settled: () => running,
     done: () => donePromise,
+    health: provisioningHealth(() => status, config.dataDir),
   };
 }

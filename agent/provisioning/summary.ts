@@ -1,4 +1,4 @@
-import { readStoredSettings } from '../device-settings/device-settings.ts';
+import { readStoredSettings } from '../device-settings/index.ts';
 import { readPreseedRecord, readStepOutcome } from './steps/preseed-record.ts';
 import { readTailscaleRecord } from './steps/tailscale-join-step.ts';
 import { FIRST_BOOT_STEP_NAMES } from './steps/first-boot-steps.ts';

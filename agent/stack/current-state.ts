@@ -14,6 +14,13 @@ export interface CurrentState {
 export type ContainerRunState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 export type HealthState = 'none' | 'starting' | 'healthy' | 'unhealthy';
 
+const ALIVE_STATES: ReadonlySet<ContainerRunState> = new Set(['running', 'paused', 'restarting']);
+
+/** A container with a live process: it has to be stopped before it can be removed. */
+export function isAlive(container: Pick<CurrentContainer, 'state'>): boolean {
+  return ALIVE_STATES.has(container.state);
+}
+
 export interface CurrentContainer {
   id: string;
   name: string;

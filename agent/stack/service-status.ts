@@ -7,7 +7,10 @@ export type ServiceStatus =
   | { state: 'unhealthy'; containerId: string; restarts: number; nextRetryAt?: number; loopBreaker: boolean }
   /** Not started because a dependency is not ready; `reason` says what each one is doing. */
   | { state: 'waiting'; for: string[]; reason: string }
-  | { state: 'crash-looping'; exitCode: number; restarts: number; nextRetryAt: number; loopBreaker: boolean }
+  /** Exited and waiting out its restart backoff; restarted at `nextRetryAt`. */
+  | { state: 'backing-off'; exitCode: number; restarts: number; nextRetryAt: number }
+  /** The loop breaker tripped (too many restarts in the window): left alone until `nextRetryAt`. */
+  | { state: 'crash-looping'; exitCode: number; restarts: number; nextRetryAt: number }
   /** Stopped and left so by its restart policy (`restart: no`, or `on-failure` after success). */
   | { state: 'exited'; exitCode: number }
   /** Being created, recreated or pulled. */
@@ -16,8 +19,19 @@ export type ServiceStatus =
 
 export type ServiceState = ServiceStatus['state'];
 
-/** A short human sentence, for logs and the dependency reasons of other services. */
-export function describeStatus(name: string, status: ServiceStatus | undefined): string {
+/** A service's status with the sentence a person reads, worded at the moment it is asked for. */
+export type ReportedServiceStatus = ServiceStatus & { summary: string };
+
+/** Seconds until `at`, rounded up, never negative: what "restarting in N s" counts down. */
+export function secondsUntil(at: number, now: number): number {
+  return Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/**
+ * A short human sentence, for logs, /healthz and the dependency reasons of other
+ * services. `now` words the countdowns ("restarting in 17 s").
+ */
+export function describeStatus(name: string, status: ServiceStatus | undefined, now: number): string {
   if (!status) return `${name} is not known`;
   switch (status.state) {
     case 'running':
@@ -27,11 +41,17 @@ export function describeStatus(name: string, status: ServiceStatus | undefined):
     case 'starting':
       return `${name} is not healthy yet (healthcheck starting)`;
     case 'unhealthy':
+      if (status.loopBreaker && status.nextRetryAt !== undefined) {
+        return `${name} is unhealthy; restarted ${status.restarts} times, left alone until ${new Date(status.nextRetryAt).toISOString()}`;
+      }
+      if (status.nextRetryAt !== undefined) return `${name} is unhealthy; restarting in ${secondsUntil(status.nextRetryAt, now)} s`;
       return `${name} is unhealthy`;
     case 'waiting':
       return `${name} is waiting (${status.reason})`;
+    case 'backing-off':
+      return `${name} exited with code ${status.exitCode}; restarting in ${secondsUntil(status.nextRetryAt, now)} s`;
     case 'crash-looping':
-      return `${name} is crash-looping (exit code ${status.exitCode}, next retry at ${new Date(status.nextRetryAt).toISOString()})`;
+      return `${name} is crash-looping (exit code ${status.exitCode}, restarted ${status.restarts} times; left alone until ${new Date(status.nextRetryAt).toISOString()})`;
     case 'exited':
       return `${name} exited with code ${status.exitCode}`;
     case 'pending':
@@ -39,4 +59,9 @@ export function describeStatus(name: string, status: ServiceStatus | undefined):
     case 'error':
       return `${name} has an error: ${status.reason}`;
   }
+}
+
+/** Every service's status with its summary worded at `now`. */
+export function reportServices(services: Readonly<Record<string, ServiceStatus>>, now: number): Record<string, ReportedServiceStatus> {
+  return Object.fromEntries(Object.entries(services).map(([name, status]) => [name, { ...status, summary: describeStatus(name, status, now) }]));
 }

@@ -2,35 +2,36 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { imageLockSchema, pinnedReference, type ImageLock, type Platform } from '../../shared/contracts/image-lock.ts';
-import { DEVICE_OVERRIDES, STACK_BASE_FILE, STACK_LOCK_FILE } from '../../shared/contracts/stack-files.ts';
-import type { AgentModule } from '../module.ts';
 import { parseEnvFile } from '../../shared/compose/load.ts';
-import { createStackReconciler, type StackReconciler, type StackStatus } from './reconciler.ts';
-import type { ServiceStatus } from './service-status.ts';
+import { imageLockSchema, type ImageLock, type Platform } from '../../shared/contracts/image-lock.ts';
+import { DEVICE_OVERRIDES, STACK_BASE_FILE, STACK_LOCK_FILE } from '../../shared/contracts/stack-files.ts';
+import type { HealthSource } from '../health/index.ts';
+import type { AgentModule } from '../module.ts';
+import { bringStackUp, type BringUpTimings } from './bring-up.ts';
+import { createStackReconciler, type ReportedStackStatus, type StackReconciler, type StackReconcilerOptions } from './reconciler.ts';
+import { stackHealthReasons } from './stack-health.ts';
 
 export interface StackModuleOptions {
   /** Where the image installed the stack (compose files, templates, lock). */
   stackDir: string;
   dataDir: string;
   dockerSocket: string;
-  /** Resolves once first-boot provisioning is done; the loop starts only then. */
-  provisioned: () => Promise<void>;
+  /** The loop's timing and backoff; the defaults suit a device, tests shorten them. */
+  tuning?: Pick<StackReconcilerOptions, 'backoff' | 'intervalMs' | 'eventDebounceMs'>;
 }
 
-/** Seconds from the start of the bring-up step: what first boot spends where. */
-export interface BringUpTimings {
-  dockerReadySeconds: number;
-  imagesAvailableSeconds: number;
-  stackUpSeconds: number;
-}
-
-export type StackModuleStatus = { state: 'none'; reason: string } | ({ state: 'present'; bringUp?: BringUpTimings } & StackStatus);
+export type StackModuleStatus = { state: 'none'; reason: string } | ({ state: 'present'; bringUp?: BringUpTimings } & ReportedStackStatus);
 
 export interface StackModule extends AgentModule {
   status(): StackModuleStatus;
-  /** Provisioning step: reconciles until every service is up (healthy where it has a check). */
+  /** The provisioning step bring-stack-up: reconciles until every service is up (healthy where it has a check). */
   bringUp(log: Logger, timeoutMs?: number): Promise<void>;
+  /** Starts keeping the stack reconciled; agent.ts calls it once provisioning is done. */
+  startLoop(): void;
+  /** Runs `fn` (an update, a backup) while the reconciler holds the stack still; see StackReconciler.runExclusive. */
+  runExclusive<T>(reason: string, fn: () => Promise<T>): Promise<T>;
+  /** Its `stack` section of /healthz and why it degrades the device. */
+  health: HealthSource;
 }
 
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -61,6 +62,7 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
   let bringUpTimings: BringUpTimings | undefined;
   let stopped = false;
 
+  const readLock = async (): Promise<ImageLock> => imageLockSchema.parse(JSON.parse(await readFile(join(opts.stackDir, STACK_LOCK_FILE), 'utf8')));
   const variables = async (): Promise<Record<string, string>> => {
     const defaults = { MEMU_DATA_DIR: opts.dataDir, MEMU_CONFIG_DIR: join(opts.dataDir, 'config') };
     const envFile = join(opts.dataDir, 'config', 'stack.env');
@@ -68,105 +70,59 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
     return text === undefined ? defaults : { ...defaults, ...parseEnvFile(text, defaults) };
   };
 
-  const ensureReconciler = async (): Promise<StackReconciler | undefined> => {
+  /** Finds the installed stack; an image without one runs no reconciler and says so. */
+  const findStack = async (): Promise<StackReconciler | undefined> => {
     if (reconciler || absentReason) return reconciler;
     if (!(await exists(join(opts.stackDir, STACK_BASE_FILE)))) {
       absentReason = `this image carries no container stack (${join(opts.stackDir, STACK_BASE_FILE)} is missing)`;
       log.info({ reason: absentReason }, 'no stack to run');
       return undefined;
     }
-    const lockPath = join(opts.stackDir, STACK_LOCK_FILE);
     reconciler = createStackReconciler({
       docker: new Docker({ socketPath: opts.dockerSocket }),
       log,
       composeFiles: await applicableComposeFiles(opts.stackDir),
       variables,
-      imageLock: async () => imageLockSchema.parse(JSON.parse(await readFile(lockPath, 'utf8'))),
+      imageLock: readLock,
       platform: nodePlatform(),
+      ...opts.tuning,
     });
     return reconciler;
+  };
+
+  const status = (): StackModuleStatus => {
+    if (absentReason) return { state: 'none', reason: absentReason };
+    const current = reconciler?.status() ?? { loop: 'not started', converged: false, services: {} };
+    return { state: 'present', bringUp: bringUpTimings, ...current };
   };
 
   return {
     name: 'stack',
     async start() {
-      void opts.provisioned().then(async () => {
-        const r = await ensureReconciler();
-        if (r && !stopped) r.start();
-      });
+      await findStack();
     },
     async stop() {
       stopped = true;
       await reconciler?.stop();
     },
-    status() {
-      if (absentReason) return { state: 'none', reason: absentReason };
-      return { state: 'present', bringUp: bringUpTimings, ...(reconciler?.status() ?? { converged: false, services: {} }) };
+    startLoop() {
+      if (!stopped) reconciler?.start();
+    },
+    status,
+    runExclusive(reason, fn) {
+      return reconciler ? reconciler.runExclusive(reason, fn) : fn();
+    },
+    health: {
+      name: 'stack',
+      report() {
+        const current = status();
+        return { sections: { stack: current }, reasons: current.state === 'none' ? [] : stackHealthReasons(current, Date.now()) };
+      },
     },
     async bringUp(stepLog, timeoutMs = 15 * 60_000) {
-      const r = await ensureReconciler();
-      if (!r) return;
-      const started = Date.now();
-      const seconds = () => (Date.now() - started) / 1000;
-      const deadline = started + timeoutMs;
-      await waitForDocker(opts.dockerSocket, deadline);
-      const dockerReadySeconds = seconds();
-      const lock = imageLockSchema.parse(JSON.parse(await readFile(join(opts.stackDir, STACK_LOCK_FILE), 'utf8')));
-      await requirePreloadedImages(opts.dockerSocket, lock, stepLog);
-      const imagesAvailableSeconds = seconds();
-      for (;;) {
-        const result = await r.reconcileOnce({ timeLimitMs: Math.max(10_000, Math.min(120_000, deadline - Date.now())) });
-        // Converged means no steps are left; up also means every healthcheck has passed.
-        if (result.converged && Object.values(result.services).every(isServiceUp)) {
-          bringUpTimings = { dockerReadySeconds, imagesAvailableSeconds, stackUpSeconds: seconds() };
-          stepLog.info({ services: Object.keys(result.services).length, ...bringUpTimings }, 'stack is up');
-          return;
-        }
-        if (Date.now() >= deadline) {
-          const notUp = Object.entries(result.services)
-            .filter(([, s]) => !isServiceUp(s))
-            .map(([name, s]) => `${name}: ${s.state}`);
-          throw new Error(`the stack did not come up within ${Math.round(timeoutMs / 1000)} s (${result.error ?? notUp.join(', ')})`);
-        }
-        if (result.error) stepLog.warn({ error: result.error }, 'stack not up yet');
-        await new Promise((res) => setTimeout(res, 2000));
-      }
+      const found = await findStack();
+      if (!found) return;
+      bringUpTimings = await bringStackUp({ reconciler: found, dockerSocket: opts.dockerSocket, lock: readLock, platform: nodePlatform(), log: stepLog, timeoutMs });
     },
   };
-}
-
-/** Up: healthy, or running without a healthcheck, or a one-shot job that finished well. */
-export function isServiceUp(s: ServiceStatus): boolean {
-  return s.state === 'healthy' || s.state === 'running' || (s.state === 'exited' && s.exitCode === 0);
-}
-
-/** Docker starts after the data partition is mounted; wait for its API. */
-async function waitForDocker(socketPath: string, deadline: number): Promise<void> {
-  const docker = new Docker({ socketPath });
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      await docker.ping();
-      return;
-    } catch (err) {
-      last = (err as Error).message;
-      await new Promise((res) => setTimeout(res, 1000));
-    }
-  }
-  throw new Error(`Docker did not answer on ${socketPath}: ${last}`);
-}
-
-/**
- * Checks every locked image for this platform is in Docker (preloaded at build time).
- * Missing ones are only logged: the reconciler reports them per service with the reason.
- */
-async function requirePreloadedImages(socketPath: string, lock: ImageLock, log: Logger): Promise<void> {
-  const docker = new Docker({ socketPath });
-  const platform = nodePlatform();
-  const missing: string[] = [];
-  for (const reference of Object.keys(lock.images)) {
-    const pinned = pinnedReference(lock, reference, platform);
-    await docker.getImage(pinned).inspect().catch(() => missing.push(pinned));
-  }
-  if (missing.length) log.warn({ missing }, 'locked images missing from Docker; the stack cannot start them without a registry');
 }

@@ -1,4 +1,5 @@
 import type { ContainerBlueprint, NetworkBlueprint, VolumeBlueprint } from './container-spec.ts';
+import type { RetryDecision } from './restart-backoff.ts';
 
 /**
  * One change the reconciler can make (or one thing it waits for). The planner returns
@@ -30,6 +31,13 @@ const WAIT_KINDS = new Set<StepKind>(['waitHealthy', 'backoff', 'reportCrashLoop
 
 export function isWaitStep(step: Step): boolean {
   return WAIT_KINDS.has(step.kind);
+}
+
+/** A service held back by its restart backoff, and the crash-loop report once the loop breaker has tripped. */
+export function backoffSteps(service: string, retry: RetryDecision, reason: string): Step[] {
+  const backoff: Step = { kind: 'backoff', service, retryAt: retry.retryAt, reason };
+  if (!retry.loopBreaker) return [backoff];
+  return [backoff, { kind: 'reportCrashLoop', service, restartsInWindow: retry.restartsInWindow, retryAt: retry.retryAt }];
 }
 
 /** Identity of a step's target, to notice the same failing step again. */

@@ -103,9 +103,9 @@ export async function growDataPartition(part: LayoutPartition, paths: BlockPaths
 
 export async function growDataFilesystem(part: LayoutPartition, paths: BlockPaths, mountPoint: string, log: Logger): Promise<void> {
   const g = await readDataPartition(part, paths);
-  // Checked again after the partition grew: a udev flap during the growth once made systemd
-  // unmount it, and resize2fs would then have grown it offline while the agent measured and
-  // wrote the root filesystem's empty /var/lib/memu.
+  // Checked again after the partition grew: udev drops and re-adds its device meanwhile,
+  // which can get it unmounted; resize2fs would then grow it offline while the agent
+  // measured and wrote the root filesystem's empty /var/lib/memu.
   await requireMounted(g.device, mountPoint);
   const fs = await statfs(mountPoint);
   const fsBytes = fs.blocks * fs.bsize;

@@ -56,11 +56,15 @@ export async function writeTestStack(registry: TestRegistry, dir: string): Promi
 }
 
 export interface StackHealthz {
+  status: 'ok' | 'degraded';
+  /** Why the device is degraded, one per problem (empty when ok). */
+  reasons: { source: string; code: string; message: string }[];
   provisioning: { state: string; step?: string; completed?: string[]; ranThisBoot?: string[] };
   stack: {
     state: string;
+    loop?: string;
     converged?: boolean;
-    services?: Record<string, { state: string }>;
+    services?: Record<string, { state: string; summary: string }>;
     bringUp?: { dockerReadySeconds: number; imagesAvailableSeconds: number; stackUpSeconds: number };
   };
   agent?: { rssBytes: number; cpuSeconds: number };

@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { realpath } from 'node:fs/promises';
 import type { DiskLayout } from '../../../shared/contracts/disk-layout.ts';
 import type { ProvisioningStep } from '../journal.ts';
-import type { StackValuesInput } from '../../config-templates/stack-values.ts';
-import type { RootEffects } from '../../device-settings/apply-to-root.ts';
+import type { StackValuesInput } from '../../config-templates/index.ts';
+import type { RootEffects } from '../../device-settings/index.ts';
 
 /**
  * Everything the first-boot steps touch, as data: on the device these are the real
@@ -29,9 +29,9 @@ export interface FirstBootContext extends RootEffects {
   /** Tailscale join tuning; control URL defaults to Tailscale's (set it for Headscale). */
   tailscale?: { controlUrl?: string; socketWaitMs?: number; joinTimeoutMs?: number; pollIntervalMs?: number };
   /**
-   * Steps the lead inserts between render-stack-config and tailscale-join
-   * (register-preloaded-images, bring-stack-up): tailscaled runs in the stack
-   * (compose service memu_tailscale), so its socket exists only once the stack is up.
+   * The stack's own steps (bring-stack-up), run between render-stack-config and
+   * tailscale-join: tailscaled runs in the stack (compose service memu_tailscale), so its
+   * socket exists only once the stack is up.
    */
   stackSteps?: readonly ProvisioningStep[];
   /**
@@ -48,7 +48,7 @@ export function firstBootPaths(dataDir: string) {
   return {
     agentDir,
     journal: join(agentDir, 'provisioning.json'),
-    /** The ext4 copy of the preseed (or the wizard record): the source of truth after step 1. */
+    /** The ext4 copy of the preseed (or the wizard record): the source of truth after read-preseed. */
     preseedRecord: join(agentDir, 'preseed.json'),
     /** One small JSON per step: what it applied and any warnings (no secret values). */
     outcomesDir: join(agentDir, 'first-boot'),

@@ -10,7 +10,7 @@ export type { FirstBootContext } from './first-boot-context.ts';
 
 /**
  * The first-boot provisioning steps, in order, for ProvisioningJournal. Each one is
- * idempotent and may be cut off at any instant (see test/integration/provisioning-crash*).
+ * idempotent and may be cut off at any instant (test/integration/agent/provisioning/first-boot.crash.test.ts).
  * They run after grow-data-partition and grow-data-filesystem (provisioning-module.ts).
  *
  *   read-preseed         FAT preseed → <dataDir>/agent/preseed.json (or wizard mode + reason)
@@ -20,8 +20,8 @@ export type { FirstBootContext } from './first-boot-context.ts';
  *   ssh-keys             root's authorized_keys (no-op without keys)
  *   device-secrets       <dataDir>/secrets/*, generated once
  *   render-stack-config  <dataDir>/config/* via agent/config-templates
- *   … ctx.stackSteps …   the lead's register-preloaded-images and bring-stack-up go HERE:
- *                        tailscaled runs in the stack (memu_tailscale), so the join needs it up
+ *   … ctx.stackSteps …   bring-stack-up: tailscaled runs in the stack (memu_tailscale),
+ *                        so the join needs the stack up
  *   tailscale-join       LocalAPI login with the preseeded auth key; a failure is recorded, not fatal
  */
 export const FIRST_BOOT_STEP_NAMES = [
@@ -54,8 +54,6 @@ export function createFirstBootSteps(ctx: FirstBootContext): ProvisioningStep[] 
     step('ssh-keys', sshKeysStep),
     step('device-secrets', deviceSecretsStep),
     step('render-stack-config', renderStackConfigStep),
-    // Lead: register-preloaded-images and bring-stack-up (the reconciler) are passed as
-    // ctx.stackSteps and run here, before tailscale-join.
     ...(ctx.stackSteps ?? []),
     step('tailscale-join', tailscaleJoinStep),
   ];

@@ -21,7 +21,7 @@ const recordSchema = z.discriminatedUnion('mode', [
   z.object({ format: z.literal(PRESEED_RECORD_FORMAT), mode: z.literal('wizard'), reason: z.string(), problems: z.array(z.string()) }),
 ]);
 
-/** The stored record, or undefined when there is none (or it is unusable: step 1 then redoes it). */
+/** The stored record, or undefined when there is none (or it is unusable: read-preseed then redoes it). */
 export async function readPreseedRecord(dataDir: string): Promise<PreseedRecord | undefined> {
   let raw: unknown;
   try {

@@ -7,7 +7,7 @@ import { wipeFatFreeSpace } from './fat-wipe.ts';
 import { PRESEED_RECORD_FORMAT, readPreseedRecord, writePreseedRecord, writeStepOutcome, type PreseedRecord } from './preseed-record.ts';
 
 /**
- * Step 1: copy the validated preseed (secrets included) to the ext4 data partition, or
+ * read-preseed: copy the validated preseed (secrets included) to the ext4 data partition, or
  * record wizard mode with the reason. Once a record exists it is never re-read from the
  * FAT: the FAT copy may already be scrubbed, and the ext4 copy is the source of truth.
  */
@@ -33,7 +33,7 @@ export async function readPreseedStep(ctx: FirstBootContext, log: Logger): Promi
         record = wizard(`no ${PRESEED_FILE_NAME} on the FAT partition`, []);
         break;
       case 'invalid':
-        // The problems name fields and rules, never values (agent/contracts/preseed.ts).
+        // The problems name fields and rules, never values (shared/contracts/preseed.ts).
         record = wizard(`${PRESEED_FILE_NAME} is invalid and was ignored as a whole: ${result.problems.join('; ')}`, result.problems);
         break;
       case 'unreadable':
@@ -61,7 +61,7 @@ async function recordOutcome(ctx: FirstBootContext, record: PreseedRecord): Prom
 }
 
 /**
- * Step 2: remove the secrets from the FAT copy. Runs only after step 1 is recorded in
+ * scrub-preseed: remove the secrets from the FAT copy. Runs only after read-preseed is recorded in
  * the journal, i.e. after the secrets are durably on ext4. Also scrubs an invalid but
  * parseable file (it may hold a good passphrase): the wizard asks for those again.
  * A failed write is retried (the journal step fails); a file that cannot be parsed is

@@ -2,11 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { access, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { defaultComposeDir, renderStackConfig, SYNAPSE_USER } from '../../config-templates/render-stack.ts';
-import { generateStackSecrets, generateSynapseSigningKey } from '../../config-templates/stack-secrets.ts';
-import { stackSecretsSchema, type StackSecrets, type StackValuesInput } from '../../config-templates/stack-values.ts';
+import {
+  defaultComposeDir,
+  generateStackSecrets,
+  generateSynapseSigningKey,
+  renderStackConfig,
+  stackSecretsSchema,
+  SYNAPSE_USER,
+  type StackSecrets,
+  type StackValuesInput,
+} from '../../config-templates/index.ts';
 import { normalizeClaimCode } from '../../../shared/contracts/preseed.ts';
-import { readStoredSettings } from '../../device-settings/device-settings.ts';
+import { readStoredSettings } from '../../device-settings/index.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
 import { createFileOnce, readTextIfPresent, removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { preseedSettings, writeStepOutcome } from './preseed-record.ts';
@@ -30,7 +37,7 @@ export const DEVICE_SECRET_FILES = {
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
-/** 80 random bits as 4 groups of 4 Crockford base32 symbols (agent/contracts/preseed.ts's claim code format). */
+/** 80 random bits as 4 groups of 4 Crockford base32 symbols (the claim code format of shared/contracts/preseed.ts). */
 export function generateClaimCode(): string {
   const bytes = randomBytes(10);
   let bits = 0n;
@@ -65,7 +72,7 @@ export async function readDeviceSecrets(dataDir: string): Promise<DeviceSecrets>
   };
 }
 
-/** Step 6. */
+/** device-secrets: every per-device secret, each created once. */
 export async function deviceSecretsStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const dir = firstBootPaths(ctx.dataDir).secretsDir;
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -95,7 +102,7 @@ export async function deviceSecretsStep(ctx: FirstBootContext, log: Logger): Pro
   });
 }
 
-/** Step 7: the stack's config files from the stored settings and secrets (agent/config-templates). */
+/** render-stack-config: the stack's config files from the stored settings and secrets (agent/config-templates). */
 export async function renderStackConfigStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const paths = firstBootPaths(ctx.dataDir);
   // Only a stack that ships config templates (the family stack) has config to render.

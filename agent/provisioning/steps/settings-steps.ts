@@ -1,22 +1,26 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { applyHostname, applyTimezone, findWifiInterface, writeAuthorizedKeys, writeWifi } from '../../device-settings/apply-to-root.ts';
 import {
   DEVICE_SETTINGS_FORMAT,
+  applyHostname,
+  applyTimezone,
   defaultHostname,
   deviceSettingsPaths,
+  findWifiInterface,
   readStoredSettings,
+  writeAuthorizedKeys,
   writeStoredAuthorizedKeys,
   writeStoredSettings,
   writeStoredWifi,
+  writeWifi,
   wpaPskFromPassphrase,
   type StoredDeviceSettings,
-} from '../../device-settings/device-settings.ts';
+} from '../../device-settings/index.ts';
 import { fault, type FirstBootContext } from './first-boot-context.ts';
 import { readTextIfPresent, removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { preseedSettings, writeStepOutcome } from './preseed-record.ts';
 
-/** Step 3: hostname, time zone, locale (+ family name, update channel), stored on the data partition, applied to the root slot. */
+/** device-settings: hostname, time zone, locale (+ family name, update channel), stored on the data partition, applied to the root slot. */
 export async function deviceSettingsStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const dir = deviceSettingsPaths(ctx.dataDir).dir;
   await removeStaleTemporaryFiles(dir);
@@ -47,7 +51,7 @@ export async function deviceSettingsStep(ctx: FirstBootContext, log: Logger): Pr
   await writeStepOutcome(ctx.dataDir, { step: 'device-settings', fields, warnings: [], hostname: settings.hostname, hostnameSource: settings.hostnameSource });
 }
 
-/** Step 4: Wi-Fi from the preseed (systemd-networkd + wpa_supplicant); no-op without Wi-Fi. */
+/** network: Wi-Fi from the preseed (systemd-networkd + wpa_supplicant); no-op without Wi-Fi. */
 export async function networkStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const { wifi } = await preseedSettings(ctx.dataDir);
   if (!wifi) {
@@ -69,7 +73,7 @@ export async function networkStep(ctx: FirstBootContext, log: Logger): Promise<v
   await writeStepOutcome(ctx.dataDir, { step: 'network', fields, warnings: [], wifiInterface });
 }
 
-/** Step 5: the admin's SSH keys for root (the only login user of the image), 0600; no-op without keys. */
+/** ssh-keys: the admin's SSH keys for root (the only login user of the image), 0600; no-op without keys. */
 export async function sshKeysStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const { sshAuthorizedKeys: keys } = await preseedSettings(ctx.dataDir);
   if (!keys || keys.length === 0) {

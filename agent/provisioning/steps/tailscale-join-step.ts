@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { readStoredSettings } from '../../device-settings/device-settings.ts';
-import { joinTailnet } from '../../tailscale/join.ts';
+import { readStoredSettings } from '../../device-settings/index.ts';
+import { joinTailnet } from '../../tailscale/index.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
 import { readJsonIfPresent, removeStaleTemporaryFiles, writeJsonDurably } from '../../../shared/files/durable-files.ts';
 import { readPreseedRecord, writePreseedRecord, writeStepOutcome } from './preseed-record.ts';
@@ -36,7 +36,7 @@ export async function readTailscaleRecord(dataDir: string): Promise<TailscaleRec
   return parsed.success ? parsed.data : undefined;
 }
 
-/** Step 8 (and the retry entry point). No auth key: no-op. */
+/** tailscale-join (and the retry entry point). No auth key: no-op. */
 export async function tailscaleJoinStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   await removeStaleTemporaryFiles(firstBootPaths(ctx.dataDir).agentDir);
   const record = await readPreseedRecord(ctx.dataDir);

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { lstat, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstBootPaths } from '../../../../agent/provisioning/steps/first-boot-context.ts';
 import { FIRST_BOOT_STEP_NAMES } from '../../../../agent/provisioning/steps/first-boot-steps.ts';
@@ -45,7 +46,7 @@ const INSIDE_STEPS: Record<string, string[]> = {
 };
 const CRASH_POINTS = FIRST_BOOT_STEP_NAMES.flatMap((step) => [`${step}:begin`, ...(INSIDE_STEPS[step] ?? []).map((p) => `${step}:${p}`), `${step}:done`]);
 
-const SANDBOX_SCRIPT = join(import.meta.dirname, '../helpers/provisioning-sandbox.ts');
+const SANDBOX_SCRIPT = fileURLToPath(new URL('../../../helpers/provisioning-sandbox.ts', import.meta.url));
 
 interface ChildResult {
   code: number | null;

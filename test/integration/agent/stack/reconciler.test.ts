@@ -1,6 +1,6 @@
 /**
  * The stack reconciler against the real dockerd: fresh start, idempotence, single-service
- * recreation, repair, health gates, crash-loop backoff and the clear errors. Images are
+ * recreation, repair, health gates, crash-loop backoff, exclusive work and the clear errors. Images are
  * built locally from Debian's busybox-static (test/helpers/docker-fixtures.ts); no
  * registry is reachable while the reconciler runs, as on a device's first boot.
  */
@@ -8,7 +8,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStackReconciler, type ReconcileResult, type StackReconcilerOptions } from '../../../../agent/stack/index.ts';
+import { createStackReconciler, type ReconcileResult, type StackReconcilerOptions } from '../../../../agent/stack/reconciler.ts';
 import {
   containersByService,
   dockerClient,
@@ -63,6 +63,33 @@ function reconciler(dir: string, name: string, extra: Partial<StackReconcilerOpt
 function actions(result: ReconcileResult) {
   return result.executed.filter((e) => e.step.kind !== 'waitHealthy').map((e) => e.description);
 }
+
+/** Polls `check` until it holds; fails after `timeoutMs`. */
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Docker's own record of how often the container was started after `sinceMs` (epoch ms). */
+async function startsSince(containerId: string, sinceMs: number): Promise<number> {
+  const stream = await docker.getEvents({
+    since: Math.floor(sinceMs / 1000) - 1,
+    until: Math.ceil(Date.now() / 1000),
+    filters: { container: [containerId], event: ['start'] },
+  });
+  const text = await new Promise<string>((resolve) => {
+    let out = '';
+    stream.on('data', (d: Buffer) => (out += d.toString()));
+    stream.on('end', () => resolve(out));
+  });
+  const events = text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line) as { timeNano: number });
+  return events.filter((e) => e.timeNano / 1e6 > sinceMs).length;
+}
+
+const SLEEPER_APP = `services:\n  app:\n    image: \${IMAGE}\n    command: ${SLEEPER}\n    restart: unless-stopped\n`;
 
 describe('stack reconciler (real dockerd)', () => {
   const compose = (greeting: string) => `
@@ -225,7 +252,7 @@ services:
     expect(containers.app?.State ?? 'absent').not.toBe('running');
   });
 
-  it('backs off a crash-looping service instead of restarting it at full speed', async () => {
+  it('backs off a crashing service, counting down "restarting in N s", instead of restarting it at full speed', async () => {
     const { name, dir } = await project('crashloop', {
       'compose.yaml': `
 services:
@@ -239,48 +266,50 @@ services:
     restart: always
 `,
     });
-    const since = Math.floor(Date.now() / 1000);
+    const since = Date.now();
     const stack = reconciler(dir, name, { eventDebounceMs: 50 });
     stack.start();
     await new Promise((r) => setTimeout(r, 6000));
     await stack.stop();
     const status = stack.status().services;
-    expect(status.flaky).toMatchObject({ state: 'crash-looping', exitCode: 3 });
+    // Two restarts are a backoff, not a crash loop: that takes 10 restarts in 30 minutes.
+    expect(status.flaky).toMatchObject({ state: 'backing-off', exitCode: 3 });
+    const countdown = /^flaky exited with code 3; restarting in (\d+) s$/.exec(status.flaky?.summary ?? '');
+    expect(countdown, status.flaky?.summary).not.toBeNull();
+    expect(Number(countdown![1])).toBeLessThanOrEqual(10);
     expect(status.steady).toMatchObject({ state: 'running' });
     const flaky = (await containersByService(name)).flaky!;
     // Docker's own record of starts: first start plus one immediate retry, then backoff (10 s).
-    const stream = await docker.getEvents({
-      since,
-      until: Math.ceil(Date.now() / 1000),
-      filters: { container: [flaky.Id], event: ['start'] },
-    });
-    const text = await new Promise<string>((resolve) => {
-      let out = '';
-      stream.on('data', (d: Buffer) => (out += d.toString()));
-      stream.on('end', () => resolve(out));
-    });
-    const starts = text.split('\n').filter((line) => line.includes('"start"')).length;
+    const starts = await startsSince(flaky.Id, since);
     expect(starts).toBeGreaterThanOrEqual(1);
     expect(starts).toBeLessThanOrEqual(2);
-    if (status.flaky?.state === 'crash-looping') expect(status.flaky.nextRetryAt).toBeGreaterThan(Date.now());
+    if (status.flaky?.state === 'backing-off') expect(status.flaky.nextRetryAt).toBeGreaterThan(Date.now());
+  });
+
+  it('calls a service crash-looping once the loop breaker trips, and leaves it alone', async () => {
+    const { name, dir } = await project('looping', {
+      'compose.yaml': `services:\n  flaky:\n    image: \${IMAGE}\n    command: ["sh", "-c", "exit 3"]\n    restart: always\n`,
+    });
+    // The device's rule is 10 restarts in 30 minutes; 3 with short delays makes the same rule quick to reach.
+    const stack = reconciler(dir, name, { eventDebounceMs: 50, backoff: { baseDelayMs: 200, maxRestartsInWindow: 3, windowMs: 10 * 60_000 } });
+    stack.start();
+    try {
+      await until(() => stack.status().services.flaky?.state === 'crash-looping', 30_000);
+      const flaky = stack.status().services.flaky!;
+      expect(flaky).toMatchObject({ state: 'crash-looping', exitCode: 3, restarts: 3 });
+      expect(flaky.summary).toMatch(/^flaky is crash-looping \(exit code 3, restarted 3 times; left alone until .+\)$/);
+    } finally {
+      await stack.stop();
+    }
   });
 });
 
 describe('the running loop (real dockerd)', () => {
   it('repairs a killed container within seconds, woken by Docker events rather than the interval', async () => {
-    const { name, dir } = await project('loop', {
-      'compose.yaml': `services:\n  app:\n    image: \${IMAGE}\n    command: ${SLEEPER}\n    restart: unless-stopped\n`,
-    });
+    const { name, dir } = await project('loop', { 'compose.yaml': SLEEPER_APP });
     const stack = reconciler(dir, name, { intervalMs: 10 * 60_000, eventDebounceMs: 50 });
     stack.start();
     try {
-      const until = async (check: () => Promise<boolean>) => {
-        const deadline = Date.now() + 15_000;
-        while (!(await check())) {
-          if (Date.now() > deadline) throw new Error('timed out');
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      };
       await until(async () => stack.status().services.app?.state === 'running');
       const { Id } = (await containersByService(name)).app!;
       const firstStart = (await docker.getContainer(Id).inspect()).State.StartedAt;
@@ -294,6 +323,88 @@ describe('the running loop (real dockerd)', () => {
     } finally {
       await stack.stop();
     }
+  });
+});
+
+describe('exclusive work holds the stack still (real dockerd)', () => {
+  it('a container killed while paused is not restarted until the exclusive work ends, then the loop repairs it', async () => {
+    const { name, dir } = await project('paused', { 'compose.yaml': SLEEPER_APP });
+    // A short interval and debounce: unpaused, the loop would restart the container within a fraction of a second.
+    const stack = reconciler(dir, name, { intervalMs: 200, eventDebounceMs: 50 });
+    stack.start();
+    try {
+      await until(() => stack.status().services.app?.state === 'running');
+      const { Id } = (await containersByService(name)).app!;
+      const killedAt = Date.now();
+      await stack.runExclusive('backup', async () => {
+        expect(stack.status().loop).toBe('paused: backup');
+        await docker.getContainer(Id).kill();
+        await until(async () => !(await docker.getContainer(Id).inspect()).State.Running);
+        // Long enough for many interval ticks and for the kill's events to arrive.
+        await new Promise((r) => setTimeout(r, 1500));
+        expect((await docker.getContainer(Id).inspect()).State.Running).toBe(false);
+        expect(await startsSince(Id, killedAt)).toBe(0);
+      });
+      expect(stack.status().loop).toBe('running');
+      await until(async () => (await docker.getContainer(Id).inspect()).State.Running);
+      expect(await startsSince(Id, killedAt)).toBe(1);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('resumes with a reconcile also when the exclusive work throws', async () => {
+    const { name, dir } = await project('pausethrow', { 'compose.yaml': SLEEPER_APP });
+    const stack = reconciler(dir, name, { intervalMs: 10 * 60_000, eventDebounceMs: 50 });
+    stack.start();
+    try {
+      await until(() => stack.status().services.app?.state === 'running');
+      const { Id } = (await containersByService(name)).app!;
+      const failing = stack.runExclusive('update', async () => {
+        await docker.getContainer(Id).kill();
+        await until(async () => !(await docker.getContainer(Id).inspect()).State.Running);
+        throw new Error('the update failed');
+      });
+      await expect(failing).rejects.toThrow('the update failed');
+      await until(async () => (await docker.getContainer(Id).inspect()).State.Running);
+      expect(stack.status().loop).toBe('running');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('a reconcile in flight finishes before the exclusive work starts', async () => {
+    const { name, dir } = await project('inflight', {
+      'compose.yaml': `
+services:
+  db:
+    image: \${IMAGE}
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 2; touch /tmp/ready; sleep 3600 & wait"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 1s
+      timeout: 1s
+      retries: 10
+    restart: unless-stopped
+  web:
+    image: \${IMAGE}
+    command: ${SLEEPER}
+    depends_on:
+      db: { condition: service_healthy }
+    restart: unless-stopped
+`,
+    });
+    const stack = reconciler(dir, name);
+    let finished = false;
+    const inFlight = stack.reconcileOnce().then((r) => ((finished = true), r));
+    // In flight: db is up and the run waits on its healthcheck before it can start web.
+    await until(async () => (await containersByService(name)).db?.State === 'running');
+    expect(finished).toBe(false);
+    const seen = await stack.runExclusive('update', async () => ({ finished, loop: stack.status().loop }));
+    expect(seen).toEqual({ finished: true, loop: 'paused: update' });
+    // Asked to wind down, it ended its health wait early instead of starting web.
+    expect((await inFlight).converged).toBe(false);
+    expect((await stack.reconcileOnce()).converged).toBe(true);
   });
 });
 

@@ -236,7 +236,7 @@ describe('restart backoff with an injected clock', () => {
     let history: RestartHistory = recordRestart({}, 'flaky', T0);
     const early = await crashed(history, T0 + 9_999);
     expect(early.steps).toEqual([{ kind: 'backoff', service: 'flaky', retryAt: T0 + 10_000, reason: 'exited with code 3' }]);
-    expect(early.services.flaky).toEqual({ state: 'crash-looping', exitCode: 3, restarts: 1, nextRetryAt: T0 + 10_000, loopBreaker: false });
+    expect(early.services.flaky).toEqual({ state: 'backing-off', exitCode: 3, restarts: 1, nextRetryAt: T0 + 10_000 });
     expect(kinds((await crashed(history, T0 + 10_000)).steps)).toEqual(['startContainer:flaky']);
 
     history = recordRestart(recordRestart(history, 'flaky', T0 + 10_000), 'flaky', T0 + 30_000);
@@ -253,7 +253,24 @@ describe('restart backoff with an injected clock', () => {
     const plan = await crashed(history, T0 + 10 * 60_000);
     const retryAt = T0 + 30 * 60_000; // the oldest restart leaves the window
     expect(plan.steps).toContainEqual({ kind: 'reportCrashLoop', service: 'flaky', restartsInWindow: 10, retryAt });
-    expect(plan.services.flaky).toMatchObject({ state: 'crash-looping', loopBreaker: true, nextRetryAt: retryAt });
+    expect(plan.services.flaky).toEqual({ state: 'crash-looping', exitCode: 3, restarts: 10, nextRetryAt: retryAt });
+  });
+
+  it('calls a service crash-looping only by that rule: 9 restarts in the window is backing off', async () => {
+    const restarts = (n: number, from: number, every: number) => {
+      let history: RestartHistory = {};
+      for (let i = 0; i < n; i++) history = recordRestart(history, 'flaky', from + i * every);
+      return history;
+    };
+    // Nine restarts a minute apart: still backing off (capped at 5 min after the last one).
+    const nine = await crashed(restarts(9, T0, 60_000), T0 + 9 * 60_000);
+    expect(nine.services.flaky).toEqual({ state: 'backing-off', exitCode: 3, restarts: 9, nextRetryAt: T0 + 8 * 60_000 + 5 * 60_000 });
+    expect(kinds(nine.steps)).toEqual(['backoff:flaky']);
+    // Ten restarts spread over more than 30 minutes: the oldest has left the window, so no loop breaker.
+    const spread = restarts(10, T0, 210_000);
+    const later = T0 + 32 * 60_000;
+    const pruned = pruneRestartHistory(spread, [], later, DEFAULT_BACKOFF);
+    expect((await crashed(pruned, later)).services.flaky).toMatchObject({ state: 'backing-off', restarts: 9 });
   });
 
   it('forgets the streak after a stable run and old restarts after the window', () => {

@@ -1,0 +1,22 @@
+/** The family's device settings: kept on the data partition, applied to whichever root slot runs. */
+export {
+  DEVICE_SETTINGS_FORMAT,
+  defaultHostname,
+  deviceSettingsPaths,
+  readStoredSettings,
+  writeStoredAuthorizedKeys,
+  writeStoredSettings,
+  writeStoredWifi,
+  wpaPskFromPassphrase,
+} from './device-settings.ts';
+export type { StoredDeviceSettings } from './device-settings.ts';
+export {
+  applyHostname,
+  applyStoredDeviceSettings,
+  applyTimezone,
+  findWifiInterface,
+  writeAuthorizedKeys,
+  writeHostname,
+  writeWifi,
+} from './apply-to-root.ts';
+export type { RootEffects } from './apply-to-root.ts';

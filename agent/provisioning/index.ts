@@ -1,0 +1,4 @@
+/** First-boot provisioning: a journal of idempotent steps, resumed after any power cut. */
+export { createProvisioningModule } from './provisioning-module.ts';
+export type { ProvisioningModule, ProvisioningModuleOptions } from './provisioning-module.ts';
+export type { ProvisioningState, ProvisioningStep } from './journal.ts';

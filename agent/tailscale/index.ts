@@ -1,0 +1,2 @@
+/** Joining the tailnet through tailscaled's LocalAPI. */
+export { joinTailnet } from './join.ts';
