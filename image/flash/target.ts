@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { ExitCode, MemuError } from '../host/errors.ts';
 import { formatBytes } from '../host/progress.ts';
 import { allocateIoBuffers, BufferPool, directAlignment, type IoBuffer } from './aligned-buffers.ts';
+import type { ByteRange, HeldBackWrites, WritePiece } from './partition-table-guard.ts';
 
 const openAsync = promisify(openCb) as (path: string, flags: number, mode?: number) => Promise<number>;
 const closeAsync = promisify(close);
@@ -158,6 +159,13 @@ export async function readFully(t: TargetIo, buf: Buffer, length: number, positi
   }
 }
 
+/** Zeroes `ranges` of the target and syncs, so the zeros are on the medium before anything written after them. */
+export async function clearRanges(t: TargetIo, ranges: ByteRange[]): Promise<void> {
+  const zeros = Buffer.alloc(Math.max(0, ...ranges.map((r) => r.length)));
+  for (const r of ranges) await writeFully(t, zeros, r.length, r.start, false);
+  await syncTarget(t);
+}
+
 export async function syncTarget(t: TargetIo): Promise<void> {
   try {
     await fdatasyncAsync(t.bufferedFd);
@@ -169,7 +177,8 @@ export async function syncTarget(t: TargetIo): Promise<void> {
 /**
  * Runs writes concurrently from a fixed pool of buffers and syncs every
  * `syncEveryBytes` in the background, so dirty data never piles up into one
- * long stall at the end. The first failure stops everything.
+ * long stall at the end. The first failure stops everything. Writes into the
+ * `heldBack` ranges are kept aside and written by `finish`, after a sync of the rest.
  */
 export class WritePipeline {
   readonly pool: BufferPool;
@@ -183,6 +192,7 @@ export class WritePipeline {
     private readonly target: TargetIo,
     private readonly syncEveryBytes: number,
     private readonly onWritten: (bytesWritten: number) => void,
+    private readonly heldBack?: HeldBackWrites,
   ) {
     this.pool = new BufferPool(target.buffers);
   }
@@ -207,9 +217,10 @@ export class WritePipeline {
    * Writes `pieces` (offsets into `buf`) and then returns `buf` to the pool, once
    * `alsoUsedBy` (the buffer's hashing) is done with it too.
    */
-  submit(buf: IoBuffer, pieces: Array<{ bufferOffset: number; length: number; position: number }>, alsoUsedBy?: Promise<unknown>): void {
+  submit(buf: IoBuffer, pieces: WritePiece[], alsoUsedBy?: Promise<unknown>): void {
+    const now = this.heldBack ? this.heldBack.divert(buf.view, pieces) : pieces;
     const job = (async () => {
-      await this.writePieces(buf, pieces).catch((err: unknown) => this.fail(err));
+      await this.writePieces(buf, now).catch((err: unknown) => this.fail(err));
       try {
         await alsoUsedBy;
       } catch (err) {
@@ -222,7 +233,7 @@ export class WritePipeline {
     void job.finally(() => this.inFlight.delete(job));
   }
 
-  private async writePieces(buf: IoBuffer, pieces: Array<{ bufferOffset: number; length: number; position: number }>): Promise<void> {
+  private async writePieces(buf: IoBuffer, pieces: WritePiece[]): Promise<void> {
     for (const p of pieces) {
       await writeFully(this.target, buf.view.subarray(p.bufferOffset), p.length, p.position, buf.direct && isAligned(p.bufferOffset));
       this.bytesWritten += p.length;
@@ -239,10 +250,18 @@ export class WritePipeline {
     }
   }
 
-  /** Waits for every write and the final sync; throws the first failure. */
+  /** Waits for every write and a sync, then writes what was held back and syncs again; throws the first failure. */
   async finish(): Promise<void> {
     await this.settle();
     this.throwIfFailed();
+    await syncTarget(this.target);
+    const held = this.heldBack?.takeHeld() ?? [];
+    if (held.length === 0) return;
+    for (const h of held) {
+      await writeFully(this.target, h.data, h.data.length, h.position, false);
+      this.bytesWritten += h.data.length;
+      this.onWritten(this.bytesWritten);
+    }
     await syncTarget(this.target);
   }
 

@@ -34,7 +34,7 @@ export async function verifyExtents(
   target: TargetIo,
   extents: WrittenExtent[],
   against: VerifyAgainst,
-  opts: { chunkBytes: number; readAhead: number; hasher: BackgroundHasher; onBytes?: (verified: number) => void },
+  opts: { chunkBytes: number; readAhead: number; hasher: BackgroundHasher; onBytes?: (verified: number) => void; signal?: AbortSignal },
 ): Promise<number> {
   const buffers = target.buffers;
   const chunks: Chunk[] = [];
@@ -64,6 +64,7 @@ export async function verifyExtents(
   let verified = 0;
   try {
     for (let i = 0; i < chunks.length; i++) {
+      opts.signal?.throwIfAborted();
       await reads[i];
       const c = chunks[i]!;
       const x = extents[c.extent]!;

@@ -143,7 +143,7 @@ export async function writeImage(
   input: ImageInput,
   plan: WritePlan,
   pipeline: WritePipeline,
-  opts: { chunkBytes: number; readAhead: number; hasher: BackgroundHasher; digestsNeeded: boolean; onImageBytes?: (bytes: number) => void },
+  opts: { chunkBytes: number; readAhead: number; hasher: BackgroundHasher; digestsNeeded: boolean; onImageBytes?: (bytes: number) => void; signal?: AbortSignal },
 ): Promise<{ extents: WrittenExtent[]; imageBytes: number }> {
   const zeros = Buffer.alloc(opts.chunkBytes);
   const { hasher } = opts;
@@ -201,7 +201,7 @@ async function writeFromFile(
   plan: WritePlan,
   pipeline: WritePipeline,
   consume: (c: FilledChunk) => void,
-  opts: { chunkBytes: number; readAhead: number; onImageBytes?: (bytes: number) => void },
+  opts: { chunkBytes: number; readAhead: number; onImageBytes?: (bytes: number) => void; signal?: AbortSignal },
 ): Promise<number> {
   const spans = plan.ranges ?? [{ start: 0, length: input.size }];
   const queue: Array<FilledChunk & { read: Promise<number> }> = [];
@@ -226,6 +226,7 @@ async function writeFromFile(
       const span = spans[r]!;
       const end = span.start + span.length;
       for (let pos = span.start; pos < end; pos += opts.chunkBytes) {
+        opts.signal?.throwIfAborted();
         const length = Math.min(opts.chunkBytes, end - pos);
         const buf = await pipeline.acquire();
         const readPromise = preadFully(input.fd, buf.view, length, pos);
@@ -247,7 +248,7 @@ async function writeFromStream(
   plan: WritePlan,
   pipeline: WritePipeline,
   consume: (c: FilledChunk) => void,
-  opts: { chunkBytes: number; onImageBytes?: (bytes: number) => void },
+  opts: { chunkBytes: number; onImageBytes?: (bytes: number) => void; signal?: AbortSignal },
 ): Promise<number> {
   const { child, exited } = spawnDecompressor(input.path, input.compression);
   const ranges = plan.ranges;
@@ -258,6 +259,7 @@ async function writeFromStream(
   let lastReport = 0;
   try {
     for await (const piece of child.stdout as AsyncIterable<Buffer>) {
+      opts.signal?.throwIfAborted();
       let offset = 0;
       while (offset < piece.length) {
         const p = position + offset;

@@ -13,6 +13,8 @@ export const ExitCode = {
   targetRefused: 5,
   /** Writing to the target failed. */
   writeError: 6,
+  /** Stopped by SIGINT (Ctrl-C): 128 + the signal's number, as shells report it. */
+  interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

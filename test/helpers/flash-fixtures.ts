@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { open, truncate } from 'node:fs/promises';
+import { mkdir, open, rmdir, truncate, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -166,7 +166,7 @@ export async function fillWithPattern(path: string, sizeBytes: number, pattern =
   }
 }
 
-/** Whether the kernel offers loop devices at all (the only case tests may skip loop-device checks). */
+/** Whether the kernel offers loop devices at all; tests pass this to prerequisite(). */
 export function kernelHasLoopDevices(): boolean {
   if (existsSync('/dev/loop-control')) return true;
   try {
@@ -176,10 +176,10 @@ export function kernelHasLoopDevices(): boolean {
   }
 }
 
-/** Attaches a file as a loop device (with partition scanning); fails loudly when losetup does. */
-export async function attachLoop(file: string, opts: { partscan?: boolean } = {}): Promise<string> {
+/** Attaches a file as a loop device (with partition scanning, or read-only); fails loudly when losetup does. */
+export async function attachLoop(file: string, opts: { partscan?: boolean; readOnly?: boolean } = {}): Promise<string> {
   try {
-    const { stdout } = await execFileAsync('losetup', ['-f', '--show', ...(opts.partscan ? ['-P'] : []), file]);
+    const { stdout } = await execFileAsync('losetup', ['-f', '--show', ...(opts.partscan ? ['-P'] : []), ...(opts.readOnly ? ['-r'] : []), file]);
     return stdout.trim();
   } catch (err) {
     const e = err as Error & { stderr?: string };
@@ -196,16 +196,151 @@ const repoRoot = new URL('../../', import.meta.url).pathname;
 /** The command line that runs the real `memu` CLI. */
 export const memuCommandLine: string[] = [process.execPath, `${repoRoot}bin/memu.mjs`];
 
-/** Runs the memu CLI; resolves with exit code and output (never rejects on a non-zero exit). */
-export function runMemu(commandLine: string[], args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const [command, ...pre] = commandLine as [string, ...string[]];
-    const child = spawn(command, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+/** A `memu` process the test can watch line by line and signal, like a person at a terminal. */
+export interface RunningMemu {
+  pid: number;
+  /** Resolves with the first stdout line (parsed JSON) that `match` accepts. */
+  waitForLine(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  /** Resolves once stderr (logs, without --json) has matched `pattern`. */
+  waitForStderr(pattern: RegExp): Promise<void>;
+  /** Sends `signal` to memu's whole process group, as Ctrl-C on a terminal does (the decompressor gets it too). */
+  signalGroup(signal: NodeJS.Signals): void;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** Starts `memu ARGS` (optionally through `wrap`, e.g. a write throttle) in its own process group. */
+export function startMemu(args: string[], opts: { wrap?: (command: string[]) => string[] } = {}): RunningMemu {
+  const full = (opts.wrap ?? ((c: string[]) => c))([...memuCommandLine, ...args]);
+  const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<{ match: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
+  const stderrWaiters: Array<{ pattern: RegExp; resolve: () => void }> = [];
+  let pending = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+    pending += s;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const text = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      for (const w of [...waiters]) {
+        if (w.match(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
   });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+    for (const w of [...stderrWaiters]) {
+      if (w.pattern.test(stderr)) {
+        stderrWaiters.splice(stderrWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  });
+  const exitedEarly = (what: string, r: { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }): Error =>
+    new Error(`memu exited (${r.code ?? r.signal}) before ${what}:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return {
+    pid: child.pid!,
+    waitForLine: (match) =>
+      new Promise((resolve, reject) => {
+        waiters.push({ match, resolve });
+        void exited.then((r) => reject(exitedEarly('printing the line waited for', r)));
+      }),
+    waitForStderr: (pattern) =>
+      new Promise((resolve, reject) => {
+        if (pattern.test(stderr)) return resolve();
+        stderrWaiters.push({ pattern, resolve });
+        void exited.then((r) => reject(exitedEarly(`logging ${pattern}`, r)));
+      }),
+    signalGroup: (signal) => process.kill(-child.pid!, signal),
+    exited,
+  };
+}
+
+/**
+ * Another program holding `device` open exclusively (O_EXCL), as a partitioning tool,
+ * a second flasher or a mount in another namespace does; released by `release()`.
+ */
+export async function holdExclusively(device: string): Promise<{ release: () => Promise<void> }> {
+  const script = `const fs = require('node:fs'); fs.openSync(process.argv[1], fs.constants.O_RDONLY | fs.constants.O_EXCL); process.stdout.write('held\\n'); setInterval(() => {}, 1e9);`;
+  const child = spawn(process.execPath, ['-e', script, device], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const gone = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    void gone.then(() => reject(new Error(`could not hold ${device} open exclusively: ${stderr.trim()}`)));
+  });
+  return {
+    release: async () => {
+      child.kill('SIGKILL');
+      await gone;
+    },
+  };
+}
+
+const blkioV1 = '/sys/fs/cgroup/blkio';
+const cgroupV2 = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified';
+
+/** Whether the kernel can throttle a process's writes to a block device (cgroup v1 blkio, or v2 io.max). */
+export function writeThrottleAvailable(): boolean {
+  if (existsSync(`${blkioV1}/blkio.throttle.write_bps_device`)) return true;
+  try {
+    return readFileSync(`${cgroupV2}/cgroup.controllers`, 'utf8').split(/\s+/).includes('io');
+  } catch {
+    return false;
+  }
+}
+
+let throttles = 0;
+
+/**
+ * A slow drive made from a real one: the kernel's block throttle limits writes to
+ * `device` by processes in a new cgroup to `bytesPerSecond`. `wrap` turns a command
+ * line into one that joins the cgroup before it runs, so every write it and its
+ * children make is throttled from the first.
+ */
+export async function throttleWrites(device: string, bytesPerSecond: number): Promise<{ wrap: (command: string[]) => string[]; remove: () => Promise<void> }> {
+  const { stdout } = await execFileAsync('lsblk', ['-dno', 'MAJ:MIN', device]);
+  const majMin = stdout.trim();
+  let dir: string;
+  if (existsSync(`${blkioV1}/blkio.throttle.write_bps_device`)) {
+    dir = `${blkioV1}/memu-test-throttle-${process.pid}-${throttles++}`;
+    await mkdir(dir);
+    await writeFile(`${dir}/blkio.throttle.write_bps_device`, `${majMin} ${bytesPerSecond}\n`);
+  } else {
+    await writeFile(`${cgroupV2}/cgroup.subtree_control`, '+io\n');
+    dir = `${cgroupV2}/memu-test-throttle-${process.pid}-${throttles++}`;
+    await mkdir(dir);
+    await writeFile(`${dir}/io.max`, `${majMin} wbps=${bytesPerSecond}\n`);
+  }
+  return {
+    wrap: (command) => ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, ...command],
+    remove: async () => {
+      // A cgroup can be removed once its last process has gone.
+      for (let i = 0; i < 100; i++) {
+        try {
+          await rmdir(dir);
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      await rmdir(dir);
+    },
+  };
 }

@@ -1,7 +1,7 @@
 import type { RegisterCommand } from '../command.ts';
 import { ExitCode } from '../../host/errors.ts';
 import { formatBytes } from '../../host/progress.ts';
-import { listBlockDevices, type BlockDevice } from '../../flash/block-devices.ts';
+import { listBlockDevices, type BlockDevice } from '../../flash/index.ts';
 
 function row(d: BlockDevice): string[] {
   const mounted = d.partitions.filter((p) => p.mountpoints.length > 0).map((p) => `${p.path}→${p.mountpoints.join(',')}`);

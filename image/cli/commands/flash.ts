@@ -1,9 +1,9 @@
 import { createInterface } from 'node:readline/promises';
-import type { RegisterCommand } from '../command.ts';
-import { ExitCode } from '../../host/errors.ts';
+import type { CommandOutcome, RegisterCommand } from '../command.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
+import type { Logger } from '../../host/log.ts';
 import { formatBytes } from '../../host/progress.ts';
-import { flashImage } from '../../flash/flash-image.ts';
-import type { BlockDevice } from '../../flash/block-devices.ts';
+import { flashImage, type BlockDevice, type FlashResult } from '../../flash/index.ts';
 import { loadPreseedSettings, writePreseed } from '../../preseed/write.ts';
 
 interface FlashCliOptions {
@@ -16,8 +16,30 @@ interface FlashCliOptions {
   preseed?: string;
 }
 
+/**
+ * Turns the first Ctrl-C into an abort of the flash, which then reports what state the
+ * target is in (and the --json result line); a second Ctrl-C stops the process at once
+ * (the target's partition table is cleared before writing, so even that leaves no
+ * drive that looks good).
+ */
+function abortOnSigint(log: Logger): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  // Stays attached after the first signal: execa's child-process cleanup re-raises SIGINT
+  // (killing memu before it can report) when it sees no other listener.
+  const onSigint = (): void => {
+    if (!controller.signal.aborted) {
+      log.warn('stopping: finishing the writes in flight (Ctrl-C again to quit at once)');
+      return controller.abort();
+    }
+    process.removeListener('SIGINT', onSigint);
+    process.kill(process.pid, 'SIGINT');
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, release: () => process.removeListener('SIGINT', onSigint) };
+}
+
 /** Asks on the terminal; the person must type the drive's name, so a stray Enter erases nothing. */
-async function confirmOnTerminal(device: BlockDevice): Promise<boolean> {
+async function confirmOnTerminal(device: BlockDevice, signal: AbortSignal): Promise<boolean> {
   const facts = [
     `  drive:   ${device.path}`,
     `  model:   ${[device.vendor, device.model].filter(Boolean).join(' ') || 'unknown'}`,
@@ -28,9 +50,14 @@ async function confirmOnTerminal(device: BlockDevice): Promise<boolean> {
   if (device.partitions.length > 0) facts.push(`  holds:   ${device.partitions.map((p) => `${p.path}${p.label ? ` "${p.label}"` : ''}${p.fstype ? ` ${p.fstype}` : ''}`).join(', ')}`);
   process.stderr.write(`\nEVERYTHING on this drive will be overwritten:\n${facts.join('\n')}\n\n`);
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // On a terminal readline takes Ctrl-C as a key press; make it the signal it stands for.
+  rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
   try {
-    const answer = await rl.question(`Type the drive name (${device.name}) to flash it, anything else to stop: `);
+    const answer = await rl.question(`Type the drive name (${device.name}) to flash it, anything else to stop: `, { signal });
     return answer.trim() === device.name || answer.trim() === device.path;
+  } catch (err) {
+    if (signal.aborted) return false;
+    throw err;
   } finally {
     rl.close();
   }
@@ -53,18 +80,27 @@ export const registerFlash: RegisterCommand = (program, run) => {
       'after',
       `
 Never preselects a drive. Refuses the drive holding / or /boot, drives with mounted
-partitions (unless --unmount), partitions (unless --allow-partition) and drives smaller
-than the image. Overwriting a drive needs --yes or typing its name on a terminal.
+partitions (unless --unmount), drives in use (LVM, RAID, another program holding them),
+read-only drives, partitions (unless --allow-partition), drives smaller than the image,
+and a target that is the image or its bmap under any name (a link, or a loop device
+reading it). Overwriting a drive needs --yes or typing its name on a terminal.
 
-Exit codes: 0 ok, 2 bad or corrupt input (image, bmap), 3 missing tool or permission,
-4 read-back verification failed, 5 target refused, 6 write error.`,
+Ctrl-C stops it: the target's partition table is cleared before anything else is
+written and the image's is written last, so a drive left half-written never boots or
+passes for a good one; flash it again.
+
+Exit codes: 0 ok, 2 bad or corrupt input (image, bmap, target directory), 3 missing tool
+or permission, 4 read-back verification failed, 5 target refused, 6 write error,
+130 interrupted (Ctrl-C).`,
     )
     .action((image: string, target: string, opts: FlashCliOptions) =>
       run(async (ctx) => {
         const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !ctx.json;
         // Bad settings are refused before the drive is touched, not after a long flash.
         const settings = opts.preseed ? await loadPreseedSettings({ settingsFile: opts.preseed }) : undefined;
-        const result = await flashImage({
+        const { signal, release } = abortOnSigint(ctx.log);
+        try {
+          const result = await flashImage({
             image,
             target,
             ...(opts.bmap ? { bmap: opts.bmap } : {}),
@@ -72,20 +108,35 @@ Exit codes: 0 ok, 2 bad or corrupt input (image, bmap), 3 missing tool or permis
             log: ctx.log,
             progress: ctx.progress,
             yes: Boolean(opts.yes),
-            ...(interactive ? { confirm: confirmOnTerminal } : {}),
+            ...(interactive ? { confirm: (device: BlockDevice) => confirmOnTerminal(device, signal) } : {}),
             unmount: Boolean(opts.unmount),
             allowPartition: Boolean(opts.allowPartition),
             direct: opts.direct,
+            signal,
           });
-        const preseeded = settings ? await writePreseed({ target, settings, log: ctx.log }) : undefined;
-        return {
-          exitCode: ExitCode.ok,
-          result: { ...result, ...(preseeded ? { preseed: preseeded } : {}) },
-          summary:
-            `flashed ${result.image} to ${result.target}: ${formatBytes(result.bytesWritten)} written of a ${formatBytes(result.imageSize)} image in ${result.seconds.toFixed(1)}s` +
-            `${result.verified ? ', verified by reading back' : ', NOT verified (--no-verify)'}` +
-            `${preseeded ? `; first-boot settings written to partition ${preseeded.partition}` : ''}`,
-        };
+          if (settings && signal.aborted) {
+            throw new MemuError(
+              `interrupted: ${result.target} was flashed${result.verified ? ' and verified' : ''}, but the first-boot settings were not written`,
+              ExitCode.interrupted,
+              `write them with: memu preseed --device ${result.target} --file ${opts.preseed}`,
+            );
+          }
+          const preseeded = settings ? await writePreseed({ target, settings, log: ctx.log }) : undefined;
+          return outcome(result, preseeded);
+        } finally {
+          release();
+        }
       }),
     );
 };
+
+function outcome(result: FlashResult, preseeded: Awaited<ReturnType<typeof writePreseed>> | undefined): CommandOutcome {
+  return {
+    exitCode: ExitCode.ok,
+    result: { ...result, ...(preseeded ? { preseed: preseeded } : {}) },
+    summary:
+      `flashed ${result.image} to ${result.target}: ${formatBytes(result.bytesWritten)} written of a ${formatBytes(result.imageSize)} image in ${result.seconds.toFixed(1)}s` +
+      `${result.verified ? ', verified by reading back' : ', NOT verified (--no-verify)'}` +
+      `${preseeded ? `; first-boot settings written to partition ${preseeded.partition}` : ''}`,
+  };
+}

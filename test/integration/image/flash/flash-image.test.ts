@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,11 +20,13 @@ import {
   sha256OfRange,
   type SparseImage,
 } from '../../../helpers/flash-fixtures.ts';
+import { commandResult, runMemu } from '../../../helpers/memu-build.ts';
+import { prerequisite } from '../../../helpers/prerequisites.ts';
 
 const execFileAsync = promisify(execFile);
 const log = pino({ level: 'silent' });
 const MiB = 1024 * 1024;
-const hasLoop = kernelHasLoopDevices();
+const hasLoop = prerequisite('loop devices (losetup -f)', kernelHasLoopDevices());
 
 let dir: string;
 let image: SparseImage; // 256 MiB, ~15 % mapped in scattered extents, with bmap and .zst/.xz/.gz beside it
@@ -315,16 +318,79 @@ describe('bad input is refused with a clear error and exit code 2', () => {
     expect(err.message).toMatch(/own checksum does not match/);
   });
 
+  it('a bmap for another size is caught before writing when the .zst declares its size (zstd FILE), after writing when it does not (zstd < FILE)', async () => {
+    const big = await makeSparseImage(join(dir, 'bad', 'big2.img'), { sizeBytes: 20 * MiB, mappedFraction: 0.2, seed: 9 });
+    await createBmap(big.path);
+    const declared = join(dir, 'bad', 'declared.img.zst');
+    const undeclared = join(dir, 'bad', 'undeclared.img.zst');
+    await execFileAsync('zstd', ['-q', '-f', small.path, '-o', declared]);
+    await execFileAsync('sh', ['-c', `zstd -q -c < '${small.path}' > '${undeclared}'`]);
+
+    const early = join(dir, 'bad', 'not-written.img');
+    const before = await flashError({ image: declared, bmap: `${big.path}.bmap`, target: early, log });
+    expect(before.exitCode).toBe(ExitCode.badInput);
+    expect(before.message).toBe(`the bmap ${big.path}.bmap does not match the image: the image's zstd header says it decompresses to ${16 * MiB} bytes, the bmap says ${20 * MiB}`);
+    expect(existsSync(early), 'nothing may be written before the sizes agree').toBe(false);
+
+    const late = join(dir, 'bad', 'written-then-caught.img');
+    const after = await flashError({ image: undeclared, bmap: `${big.path}.bmap`, target: late, log });
+    expect(after.exitCode).toBe(ExitCode.badInput);
+    expect(after.message).toMatch(/^the bmap .* does not match the image: /);
+    expect(existsSync(late)).toBe(true);
+  });
+
   it('a raw image named .zst, and a missing image', async () => {
     const fake = join(dir, 'bad', 'fake.img.zst');
     await link(small.path, fake);
     expect((await flashError({ image: fake, target, log })).message).toMatch(/named like a zstd file/);
-    expect((await flashError({ image: join(dir, 'nope.img'), target, log })).exitCode).toBe(ExitCode.badInput);
+    const missing = await flashError({ image: join(dir, 'nope.img'), target, log });
+    expect(missing.exitCode).toBe(ExitCode.badInput);
+    expect(missing.message).toBe(`there is no image ${join(dir, 'nope.img')}`);
   });
 
-  it('refuses to write the image onto itself', async () => {
-    const err = await flashError({ image: small.path, target: small.path, log });
-    expect(err.exitCode).toBe(ExitCode.targetRefused);
+  it('an empty image: a 0-byte file (also one named .zst, as a failed download leaves it), or a .zst of nothing; the target is not created', async () => {
+    const empty = join(dir, 'bad', 'empty.img');
+    await writeFile(empty, '');
+    const emptyTarget = join(dir, 'bad', 'from-empty.img');
+    const raw = await flashError({ image: empty, target: emptyTarget, log });
+    expect(raw.exitCode).toBe(ExitCode.badInput);
+    expect(raw.message).toBe(`the image ${empty} is empty: it holds 0 bytes of disk image`);
+    const download = join(dir, 'bad', 'download.img.zst');
+    await writeFile(download, '');
+    expect((await flashError({ image: download, target: emptyTarget, log })).message).toBe(`the image ${download} is empty: it holds 0 bytes of disk image`);
+    await execFileAsync('zstd', ['-q', '-f', empty, '-o', `${empty}.zst`]);
+    const zst = await flashError({ image: `${empty}.zst`, target: emptyTarget, log });
+    expect(zst.exitCode).toBe(ExitCode.badInput);
+    expect(zst.message).toBe(`the image ${empty}.zst is empty: it holds 0 bytes of disk image`);
+    expect(existsSync(emptyTarget)).toBe(false);
+  });
+
+  it('an image that is a directory (naming the images inside), a pipe or a device', async () => {
+    const outDir = join(dir, 'bad', 'out-dir');
+    await mkdir(outDir);
+    await link(small.path, join(outDir, 'memu-qemu-amd64-1.0.img'));
+    const directory = await flashError({ image: outDir, target, log });
+    expect(directory.exitCode).toBe(ExitCode.badInput);
+    expect(directory.message).toBe(`the image ${outDir} is a directory, not an image file`);
+    expect(directory.hint).toContain(join(outDir, 'memu-qemu-amd64-1.0.img'));
+    const fifo = join(dir, 'bad', 'stream.img');
+    await execFileAsync('mkfifo', [fifo]);
+    const pipe = await flashError({ image: fifo, target, log });
+    expect(pipe.exitCode).toBe(ExitCode.badInput);
+    expect(pipe.message).toBe(`the image ${fifo} is a pipe, not an image file`);
+    expect((await flashError({ image: '/dev/null', target, log })).message).toMatch(/is a character device, not an image file/);
+  });
+
+  it('a target in a directory that does not exist: exit 2 naming the directory, nothing created', async () => {
+    const missingDir = join(dir, 'bad', 'no-such-dir', 'deeper');
+    const err = await flashError({ image: small.path, target: join(missingDir, 'out.img'), log });
+    expect(err.exitCode).toBe(ExitCode.badInput);
+    expect(err.message).toBe(`the directory ${missingDir} does not exist, so the target file ${join(missingDir, 'out.img')} cannot be created there`);
+    expect(err.hint).toContain(`mkdir -p ${missingDir}`);
+    expect(existsSync(join(dir, 'bad', 'no-such-dir'))).toBe(false);
+    const run = await runMemu(['--json', 'flash', small.path, join(missingDir, 'out.img')]);
+    expect(run.code).toBe(ExitCode.badInput);
+    expect(commandResult(run)).toMatchObject({ command: 'flash', ok: false, exitCode: ExitCode.badInput, error: err.message });
   });
 });
 

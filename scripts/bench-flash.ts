@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S npx tsx
 /**
  * Flash benchmark: one image written to the same regular-file target, and to a
  * loop device when the kernel offers one, by `memu flash`, `bmaptool copy` and
@@ -8,28 +8,22 @@
  * leaves them). Caches are dropped before every run. Prints the median times and
  * the ratios memu/bmaptool and memu/dd.
  *
- *   scripts/bench-flash [--size 1.5G] [--mapped 0.15] [--image out/memu-qemu-amd64-0.1.0.img]
+ *   scripts/bench-flash.ts [--size 1.5G] [--mapped 0.15] [--image out/memu-qemu-amd64-0.1.0.img]
  *                       [--runs 3] [--dir /var/tmp]
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { register } from 'tsx/esm/api';
+import { attachLoop, compressImage, createBmap, detachLoop, kernelHasLoopDevices, makeSparseImage, memuCommandLine } from '../test/helpers/flash-fixtures.ts';
+import { bmapCandidates } from '../image/flash/compression.ts';
 
-// Plain JavaScript so it runs without a build; tsx loads the TypeScript fixture helpers.
-register();
-const { attachLoop, compressImage, createBmap, detachLoop, kernelHasLoopDevices, makeSparseImage, memuCommandLine } = await import('../test/helpers/flash-fixtures.ts');
-const { bmapCandidates } = await import('../image/flash/compression.ts');
-
-
-function parseSize(s) {
+function parseSize(s: string): number {
   const m = /^([\d.]+)\s*([KMGT]?)(i?B)?$/i.exec(s.trim());
   if (!m) throw new Error(`bad size: ${s}`);
-  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2].toUpperCase()];
+  const mult = ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 } as Record<string, number>)[m[2]!.toUpperCase()]!;
   return Math.round((Number(m[1]) * mult) / 4096) * 4096;
 }
 
@@ -43,10 +37,10 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
   },
 });
-const sizeBytes = values.image ? statSync(values.image).size : parseSize(values.size);
+const sizeBytes = values.image ? statSync(values.image).size : parseSize(values.size!);
 const runs = Math.max(1, Number(values.runs));
 
-async function sh(command, args) {
+async function sh(command: string, args: string[]): Promise<string> {
   return await new Promise((res, rej) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -59,7 +53,7 @@ async function sh(command, args) {
 }
 
 let canDropCaches = true;
-async function dropCaches() {
+async function dropCaches(): Promise<void> {
   await sh('sync', []);
   try {
     writeFileSync('/proc/sys/vm/drop_caches', '3\n');
@@ -68,34 +62,45 @@ async function dropCaches() {
   }
 }
 
-/** Wall time of one run after dropping caches; for memu also the flash's own time from its JSON result. */
 /**
- * Every tool starts from the same state: no target file (deleting a fully written one is
+ * Wall time of one run after dropping caches; for memu also the flash's own time from its
+ * JSON result. Every tool starts from the same state: no target file (deleting a fully written one is
  * slow, so not timed), caches dropped, then the tool's own program files read back in by
  * an untimed `--help`/`--version`, so the figures compare flashing rather than how many
  * program files each tool loads from a cold disk (memu's Node start-up reads hundreds).
  */
-async function timed(command, args, target, warmUp) {
+async function timed(command: string, args: string[], target: string, warmUp: string[]): Promise<{ seconds: number; engineSeconds: number | undefined }> {
   if (!target.startsWith('/dev/')) await rm(target, { force: true });
   await dropCaches();
-  await sh(warmUp[0], warmUp.slice(1)).catch(() => {});
+  await sh(warmUp[0]!, warmUp.slice(1)).catch(() => {});
   const t = performance.now();
   const out = await sh(command, args);
   const seconds = (performance.now() - t) / 1000;
-  const result = out.split('\n').filter((l) => l.includes('"type":"result"')).map((l) => JSON.parse(l))[0];
+  const result = out
+    .split('\n')
+    .filter((l) => l.includes('"type":"result"'))
+    .map((l) => JSON.parse(l) as { seconds?: number })[0];
   return { seconds, engineSeconds: result?.seconds };
 }
 
-function median(xs) {
+function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  return s[Math.floor(s.length / 2)]!;
 }
 
-async function main() {
+interface Case {
+  tool: string;
+  source: 'raw' | 'zst';
+  run: (target: string) => Promise<{ seconds: number; engineSeconds: number | undefined }>;
+}
+
+async function main(): Promise<void> {
   const work = await mkdtemp(join(values.dir || tmpdir(), 'memu-bench-flash-'));
-  let loop;
+  let loop: string | undefined;
   try {
-    let imagePath, bmap, zst;
+    let imagePath: string;
+    let bmap: string | undefined;
+    let zst: string;
     if (values.image) {
       imagePath = values.image;
       bmap = bmapCandidates(imagePath).find((p) => existsSync(p));
@@ -123,15 +128,16 @@ async function main() {
       console.log('no loop devices in this kernel: regular-file target only');
     }
 
-    const [memuCmd, ...memuArgs] = memuCommandLine;
+    const [memuCmd, ...memuArgs] = memuCommandLine as [string, ...string[]];
     const memuWarm = [memuCmd, ...memuArgs, 'flash', '--help'];
-    const cases = [
+    const bmapPath = bmap!;
+    const cases: Case[] = [
       { tool: 'memu', source: 'raw', run: (t) => timed(memuCmd, [...memuArgs, '--json', 'flash', '--yes', imagePath, t], t, memuWarm) },
       { tool: 'memu', source: 'zst', run: (t) => timed(memuCmd, [...memuArgs, '--json', 'flash', '--yes', zst, t], t, memuWarm) },
       { tool: 'memu --no-verify', source: 'raw', run: (t) => timed(memuCmd, [...memuArgs, '--json', 'flash', '--yes', '--no-verify', imagePath, t], t, memuWarm) },
       { tool: 'memu --no-verify', source: 'zst', run: (t) => timed(memuCmd, [...memuArgs, '--json', 'flash', '--yes', '--no-verify', zst, t], t, memuWarm) },
-      { tool: 'bmaptool', source: 'raw', run: (t) => timed('bmaptool', ['-q', 'copy', '--bmap', bmap, imagePath, t], t, ['bmaptool', '--version']) },
-      { tool: 'bmaptool', source: 'zst', run: (t) => timed('bmaptool', ['-q', 'copy', '--bmap', bmap, zst, t], t, ['bmaptool', '--version']) },
+      { tool: 'bmaptool', source: 'raw', run: (t) => timed('bmaptool', ['-q', 'copy', '--bmap', bmapPath, imagePath, t], t, ['bmaptool', '--version']) },
+      { tool: 'bmaptool', source: 'zst', run: (t) => timed('bmaptool', ['-q', 'copy', '--bmap', bmapPath, zst, t], t, ['bmaptool', '--version']) },
       { tool: 'dd', source: 'raw', run: (t) => timed('dd', [`if=${imagePath}`, `of=${t}`, 'bs=4M', 'conv=fsync', 'status=none'], t, ['dd', '--version']) },
       { tool: 'dd', source: 'zst', run: (t) => timed('sh', ['-c', `zstd -dc '${zst}' | dd of='${t}' bs=4M iflag=fullblock conv=fsync status=none`], t, ['sh', '-c', 'zstd --version; dd --version']) },
     ];
@@ -139,31 +145,36 @@ async function main() {
     // Rounds interleave the tools, so load from anything else on the machine hits all of them
     // alike, and each round starts one case later: a run right after dd (which leaves seconds
     // of writeback behind on a VM's disk) is slower, and no tool should always be that run.
-    const times = new Map();
+    const times = new Map<string, { wall: number[]; engine: number[] }>();
     for (let round = 0; round < runs; round++) {
       for (const target of targets) {
         for (const c of [...cases.slice(round % cases.length), ...cases.slice(0, round % cases.length)]) {
           const key = `${c.tool}|${c.source}|${target.name}`;
           const r = await c.run(target.path);
-          if (!times.has(key)) times.set(key, { wall: [], engine: [] });
-          times.get(key).wall.push(r.seconds);
-          if (r.engineSeconds !== undefined) times.get(key).engine.push(r.engineSeconds);
+          const entry = times.get(key) ?? { wall: [], engine: [] };
+          times.set(key, entry);
+          entry.wall.push(r.seconds);
+          if (r.engineSeconds !== undefined) entry.engine.push(r.engineSeconds);
         }
       }
       console.log(`round ${round + 1}/${runs} done`);
     }
     for (const [key, t] of times) {
-      const [tool, source, target] = key.split('|');
+      const [tool = '', source = '', target = ''] = key.split('|');
       const engine = t.engine.length ? `   flash itself (from its JSON result): ${median(t.engine).toFixed(2)} s` : '';
       console.log(`${target.padEnd(5)} ${source.padEnd(4)} ${tool.padEnd(17)} ${median(t.wall).toFixed(2)} s   (runs: ${t.wall.map((x) => x.toFixed(2)).join(', ')})${engine}`);
     }
-    const wall = (key, pick) => pick(times.get(key).wall);
-    const engine = (key, pick) => pick(times.get(key).engine);
-    const best = (xs) => Math.min(...xs);
-    const f = (x) => x.toFixed(2);
+    type Pick = (xs: number[]) => number;
+    const wall = (key: string, pick: Pick): number => pick(times.get(key)!.wall);
+    const engine = (key: string, pick: Pick): number => pick(times.get(key)!.engine);
+    const best: Pick = (xs) => Math.min(...xs);
+    const f = (x: number): string => x.toFixed(2);
 
     console.log(`\n${runs} run(s) each, ${canDropCaches ? 'caches dropped before each run (program files re-warmed, see timed())' : 'caches NOT dropped (no permission)'}; memu verifies by reading back, bmaptool checks checksums while writing, dd checks nothing`);
-    for (const [label, pick] of [['median', median], ['best (least disturbed by other load)', best]]) {
+    for (const [label, pick] of [
+      ['median', median],
+      ['best (least disturbed by other load)', best],
+    ] as const) {
       console.log(`\n${label}:`);
       console.log('target source   memu   bmaptool     dd   memu/bmaptool  memu/dd  | no-verify/bmaptool  flash-only/bmaptool');
       for (const target of targets) {
@@ -180,8 +191,8 @@ async function main() {
       }
     }
     console.log('memu = the `memu flash` command end to end, verification included; flash-only = its own time without process start-up.');
-    const startup = async (command, args) => {
-      const xs = [];
+    const startup = async (command: string, args: string[]): Promise<string> => {
+      const xs: number[] = [];
       for (let i = 0; i < 3; i++) {
         const t = performance.now();
         await sh(command, args);
