@@ -3,7 +3,7 @@ import type { ProfileInput } from '../profile.ts';
 /**
  * An x86-64 UEFI mini PC (Intel NUC class) with an NVMe or SATA drive.
  * Firmware packages cover the common Intel/AMD/Realtek NICs, Wi-Fi and GPU microcode.
- * QA thresholds are placeholders until the factory QA issue measures real units.
+ * QA thresholds are placeholders until factory QA has measured real units.
  */
 export const nuc: ProfileInput = {
   name: 'nuc',

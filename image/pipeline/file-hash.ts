@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { startProcess } from '../../shared/process/run-command.ts';
 
@@ -17,10 +18,13 @@ export async function hashFile(path: string, onBytes?: (done: number) => void): 
 
 /**
  * Hashes a file and compresses it with zstd in one read pass (the image is read once, not
- * twice): chunks go to the hash and to zstd's stdin, respecting its back-pressure.
+ * twice): chunks go to the hash and to zstd's stdin, respecting its back-pressure. The
+ * size is given to zstd (`--stream-size`), so the frame header records the uncompressed
+ * size, as it does when zstd reads a file itself, and a reader can check it up front.
  */
 export async function hashAndCompress(path: string, zstOut: string, zstdArgs: string[]): Promise<{ sha256: string; sizeBytes: number }> {
-  const { child: zstd, ended } = startProcess('zstd', [...zstdArgs, '-o', zstOut], { stdin: 'pipe', stdout: 'ignore' });
+  const expected = (await stat(path)).size;
+  const { child: zstd, ended } = startProcess('zstd', [...zstdArgs, `--stream-size=${expected}`, '-o', zstOut], { stdin: 'pipe', stdout: 'ignore' });
   const hash = createHash('sha256');
   let size = 0;
   try {

@@ -6,7 +6,6 @@ import { prepareStack } from './stack.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
 import { cachePaths, memuCacheDir } from '../host/cache-dir.ts';
 import { requireHostTools, type HostTool } from '../host/host-tools.ts';
-import { runCommand } from '../../shared/process/run-command.ts';
 import type { Logger } from '../host/log.ts';
 import { formatBytes, type Progress } from '../host/progress.ts';
 import { generateSigningKey, loadSigningKey, type SigningKey } from '../release/signing-keys.ts';
@@ -17,20 +16,24 @@ import { createDisk } from '../disk/assemble.ts';
 import type { LayoutPartition } from '../../shared/contracts/disk-layout.ts';
 import { bundleAgent, projectVersion } from './agent-bundle.ts';
 import { repoRoot } from '../host/repo-root.ts';
-import { writeArtifacts, type ArtifactsResult } from './artifacts.ts';
-import { prepareBoot } from './boot/uefi-systemd-boot.ts';
+import { writeArtifacts, type ArtifactsResult, type PublishPoint } from './artifacts.ts';
+import { bootBackendFor, prepareBoot } from './boot/boot-stage.ts';
 import { clampTreeTimes } from './clamp-times.ts';
-import { buildRootfs, keyDigest } from './rootfs.ts';
+import { listInstalledPackages } from './debian-packages.ts';
+import { preparePinnedPackages } from './package-pins.ts';
+import { buildRootfs, debCacheDir, keyDigest, rootfsPackages } from './rootfs.ts';
 import { applyOverlays, createStagingTree, enableUnits, replaceFile } from './staging.ts';
 
 /**
  * `memu build`: one linear list of named stages (mkosi's build_image()), each a small
  * function from typed inputs to outputs:
  *
- *   rootfs -> overlays -> agent -> [stack] -> boot -> disk -> filesystems -> packages -> artifacts
+ *   [pins] -> rootfs -> overlays -> agent -> [stack] -> boot -> disk -> filesystems -> packages -> artifacts
  *
  * Only `rootfs` is cached (its key is a manifest of its inputs); every later stage takes
  * seconds, so a change to overlays or the agent rebuilds from the cached root tree.
+ * Reproducible means: the same package versions and inputs give the same bytes, and
+ * `pins` (--packages-from) installs the versions an earlier build recorded.
  */
 export interface BuildConfig {
   profile: HardwareProfile;
@@ -48,6 +51,10 @@ export interface BuildConfig {
   stackDir?: string;
   /** Registry mirrors for preloading, e.g. { 'docker.io': '127.0.0.1:5000' }. */
   registryMirrors?: RegistryMirrors;
+  /** An earlier build's manifest.json: install exactly the package versions it records. */
+  packagesFrom?: string;
+  /** Crash-test hook for the artifacts' publication (see writeArtifacts). */
+  publishCheckpoint?: (point: PublishPoint) => Promise<void>;
 }
 
 export interface BuildResult {
@@ -92,6 +99,8 @@ export async function defaultBuildConfig(profile: HardwareProfile, overrides: Pa
     extraOverlays: (overrides.extraOverlays ?? []).map((d) => resolve(d)),
     stackDir: overrides.stackDir ? resolve(overrides.stackDir) : undefined,
     registryMirrors: overrides.registryMirrors ?? {},
+    packagesFrom: overrides.packagesFrom ? resolve(overrides.packagesFrom) : undefined,
+    publishCheckpoint: overrides.publishCheckpoint,
   };
 }
 
@@ -112,6 +121,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
     }
   };
 
+  const bootBackend = bootBackendFor(profile);
   await preflight(config);
   const signingKey = await resolveSigningKey(config, log);
   await mkdir(config.outDir, { recursive: true });
@@ -121,8 +131,28 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
   const tree = join(workDir, 'root');
 
   try {
+    const pins = config.packagesFrom
+      ? await stage('pins', () =>
+          preparePinnedPackages({
+            manifestPath: config.packagesFrom!,
+            profile,
+            includePackages: rootfsPackages(profile),
+            debCache: debCacheDir(config.cacheDir, profile),
+            workDir,
+            log,
+          }),
+        )
+      : undefined;
+
     const rootfs = await stage('rootfs', () =>
-      buildRootfs({ profile, sourceDateEpoch: config.sourceDateEpoch, cacheDir: config.cacheDir, refresh: config.refreshRootfs, log }),
+      buildRootfs({
+        profile,
+        sourceDateEpoch: config.sourceDateEpoch,
+        cacheDir: config.cacheDir,
+        refresh: config.refreshRootfs,
+        pinned: pins && { sha256: pins.sha256, repoDir: pins.repoDir },
+        log,
+      }),
     );
 
     await stage('overlays', async () => {
@@ -159,7 +189,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
     const shippedData = profile.partitions.find((p) => p.role === 'data')!.sizeMiB;
     const layout = computeLayout(profile, config.layoutSeed, dataMiB && dataMiB > shippedData ? { data: dataMiB } : {});
 
-    const boot = await stage('boot', () => prepareBoot({ tree, workDir, profile, layout }));
+    const boot = await stage('boot', () => prepareBoot({ backend: bootBackend, tree, workDir, profile, layout }));
 
     const workImage = join(workDir, `memu-${profile.name}-${config.version}.img`);
     await stage('disk', () => createDisk(workImage, layout));
@@ -172,14 +202,16 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       };
       const root = at('root-a');
       const data = at('data');
-      const esp = at('esp');
       await makeExt4({ target: root.target, uuid: root.part.fsUuid, label: root.part.label, sourceDir: tree, epoch: config.sourceDateEpoch });
       // The data partition ships with the preloaded images (or empty) and grows to fill the drive on first boot.
       await makeExt4({ target: data.target, uuid: data.part.fsUuid, label: data.part.label, sourceDir: stack?.dataDir, epoch: config.sourceDateEpoch, reservedPercent: 1 });
-      await makeFat({ target: esp.target, volumeId: esp.part.fsUuid.replace('-', ''), label: 'MEMU-ESP', sourceDir: boot.espDir, epoch: config.sourceDateEpoch });
+      for (const fat of boot.fatPartitions) {
+        const p = at(fat.role);
+        await makeFat({ target: p.target, volumeId: p.part.fsUuid.replace('-', ''), label: fat.volumeLabel, sourceDir: fat.sourceDir, epoch: config.sourceDateEpoch });
+      }
     });
 
-    const packages = await stage('packages', () => listPackages(tree));
+    const packages = await stage('packages', () => listInstalledPackages(tree));
 
     const artifacts = await stage('artifacts', () =>
       writeArtifacts({
@@ -188,6 +220,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
         outDir: config.outDir,
         baseName: `memu-${profile.name}-${config.version}`,
         signingKey,
+        checkpoint: config.publishCheckpoint,
         manifest: {
           format: 'memu-image-manifest/1',
           product: 'memu-os',
@@ -200,6 +233,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
           agent: { version: agent.version, sha256: agent.sha256 },
           layout,
           packages,
+          ...(pins ? { packagesPinnedFrom: { version: pins.from.version, manifestSha256: pins.from.manifestSha256 } } : {}),
           containerImages: stack?.images ?? [],
         },
       }),
@@ -288,15 +322,4 @@ async function removeStaleWorkDirs(outDir: string): Promise<void> {
     }
     if (!alive) await rm(join(outDir, name), { recursive: true, force: true });
   }
-}
-
-/** Installed packages, read from the tree's dpkg database with the host's dpkg-query. */
-async function listPackages(tree: string): Promise<{ name: string; version: string; arch: string }[]> {
-  const { stdout } = await runCommand('dpkg-query', [`--admindir=${join(tree, 'var/lib/dpkg')}`, '-W', '-f=${Package}\t${Version}\t${Architecture}\n']);
-  return stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.split('\t'))
-    .map(([name = '', version = '', arch = '']) => ({ name, version, arch }))
-    .sort((a, b) => a.name.localeCompare(b.name));
 }

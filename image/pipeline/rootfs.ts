@@ -7,6 +7,7 @@ import { cachePaths } from '../host/cache-dir.ts';
 import { runCommand } from '../../shared/process/run-command.ts';
 import { writeFileAtomic } from '../../shared/files/durable-files.ts';
 import { clampTreeTimes } from './clamp-times.ts';
+import { listInstalledPackages, overridesInIndexes, storeArchiveOverrides } from './debian-packages.ts';
 import { treeDigest } from './tree-digest.ts';
 
 /**
@@ -65,9 +66,16 @@ export interface RootfsKey {
   customizeHookSha256: string;
   mmdebstrapVersion: string;
   sourceDateEpoch: number;
+  /** Set for a pinned build (`--packages-from`): sha256 of the exact package versions installed. */
+  pinnedPackagesSha256?: string;
 }
 
-export async function rootfsKey(profile: HardwareProfile, sourceDateEpoch: number): Promise<RootfsKey> {
+/** The packages a profile's root filesystem asks for by name (their dependencies come along). */
+export function rootfsPackages(profile: HardwareProfile): string[] {
+  return [...new Set([...BASE_PACKAGES, ...profile.rootfs.packages])].sort();
+}
+
+export async function rootfsKey(profile: HardwareProfile, sourceDateEpoch: number, pinnedPackagesSha256?: string): Promise<RootfsKey> {
   const { stdout } = await runCommand('mmdebstrap', ['--version']);
   return {
     kind: 'memu-rootfs/1',
@@ -76,11 +84,12 @@ export async function rootfsKey(profile: HardwareProfile, sourceDateEpoch: numbe
     components: [...profile.rootfs.components],
     arch: profile.arch,
     variant: 'minbase',
-    packages: [...new Set([...BASE_PACKAGES, ...profile.rootfs.packages])].sort(),
+    packages: rootfsPackages(profile),
     extraAptSources: profile.rootfs.extraAptSources,
     customizeHookSha256: createHash('sha256').update(CUSTOMIZE_HOOK).digest('hex'),
     mmdebstrapVersion: stdout.trim(),
     sourceDateEpoch,
+    ...(pinnedPackagesSha256 ? { pinnedPackagesSha256 } : {}),
   };
 }
 
@@ -92,7 +101,7 @@ export function keyDigest(key: RootfsKey): string {
 export function explainKeyChange(previous: RootfsKey | undefined, current: RootfsKey): string[] {
   if (!previous) return ['no earlier build of this profile in the cache'];
   const changed: string[] = [];
-  for (const field of Object.keys(current) as (keyof RootfsKey)[]) {
+  for (const field of [...new Set([...Object.keys(previous), ...Object.keys(current)])] as (keyof RootfsKey)[]) {
     if (JSON.stringify(previous[field]) !== JSON.stringify(current[field])) {
       if (field === 'packages') {
         const added = current.packages.filter((p) => !previous.packages.includes(p));
@@ -125,10 +134,12 @@ export async function buildRootfs(opts: {
   cacheDir: string;
   /** Ignore a cached tree and build afresh (the cache entry is replaced). */
   refresh?: boolean;
+  /** Install exactly these versions, from this local repository (see package-pins.ts). */
+  pinned?: { sha256: string; repoDir: string };
   log: Logger;
 }): Promise<RootfsResult> {
   const { profile, log } = opts;
-  const key = await rootfsKey(profile, opts.sourceDateEpoch);
+  const key = await rootfsKey(profile, opts.sourceDateEpoch, opts.pinned?.sha256);
   const digest = keyDigest(key);
   const entryDir = join(cachePaths(opts.cacheDir).rootfs, digest);
   const tree = join(entryDir, 'tree');
@@ -156,14 +167,19 @@ export async function buildRootfs(opts: {
   const building = `${entryDir}.building-${process.pid}`;
   await rm(building, { recursive: true, force: true });
   await mkdir(building, { recursive: true });
-  const debCache = join(cachePaths(opts.cacheDir).debs, `${key.suite}-${key.arch}`);
+  const debCache = debCacheDir(opts.cacheDir, profile);
   await mkdir(debCache, { recursive: true });
+  const indexes = join(building, 'apt-indexes');
+  await mkdir(indexes);
 
   try {
-    await runCommand('mmdebstrap', mmdebstrapArgs(key, join(building, 'tree'), debCache), {
+    await runCommand('mmdebstrap', mmdebstrapArgs(key, join(building, 'tree'), debCache, { indexesOut: indexes, pinnedRepo: opts.pinned?.repoDir }), {
       env: { SOURCE_DATE_EPOCH: String(key.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
       onStderrLine: (line) => log.debug({ stage: 'rootfs' }, line),
     });
+    // A pinned build's index is our own; only the archive's says what the archive assigned.
+    if (!opts.pinned) await storeArchiveOverrides(debCache, await overridesInIndexes(indexes, await listInstalledPackages(join(building, 'tree'))));
+    await rm(indexes, { recursive: true, force: true });
     await clampTreeTimes(join(building, 'tree'), key.sourceDateEpoch);
     const summary = await treeDigest(join(building, 'tree'));
     const entry: CacheEntry = { key, tree: summary, createdAt: new Date().toISOString() };
@@ -177,7 +193,18 @@ export async function buildRootfs(opts: {
   }
 }
 
-export function mmdebstrapArgs(key: RootfsKey, target: string, debCache: string): string[] {
+/** Where a profile's downloaded .debs are kept: `<cache>/debs/<suite>-<arch>`. */
+export function debCacheDir(cacheDir: string, profile: HardwareProfile): string {
+  return join(cachePaths(cacheDir).debs, `${profile.rootfs.suite}-${profile.arch}`);
+}
+
+/**
+ * mmdebstrap's arguments for a key. `indexesOut` receives a copy of the archive's
+ * Packages indexes before mmdebstrap removes them. `pinnedRepo` makes a local repository
+ * the only source apt sees while installing; the tree's sources.list is still the one the
+ * key's mirrors give, restored before anything else looks at it.
+ */
+export function mmdebstrapArgs(key: RootfsKey, target: string, debCache: string, extra: { indexesOut?: string; pinnedRepo?: string } = {}): string[] {
   const args = [
     '--mode=root',
     `--variant=${key.variant}`,
@@ -192,6 +219,14 @@ export function mmdebstrapArgs(key: RootfsKey, target: string, debCache: string)
     `--customize-hook=sync-out /var/cache/apt/archives '${debCache}'`,
     `--customize-hook=${CUSTOMIZE_HOOK}`,
   ];
+  if (extra.indexesOut) args.push(`--customize-hook=find "$1/var/lib/apt/lists" -maxdepth 1 -name '*_Packages' -exec cp {} '${extra.indexesOut}/' ';'`);
+  if (extra.pinnedRepo) {
+    const saved = `${extra.pinnedRepo}/sources.list.of-the-tree`;
+    args.push(
+      `--setup-hook=cp "$1/etc/apt/sources.list" '${saved}' && echo 'deb [trusted=yes] copy://${extra.pinnedRepo} ./' > "$1/etc/apt/sources.list"`,
+      `--customize-hook=cat '${saved}' > "$1/etc/apt/sources.list"`,
+    );
+  }
   for (const src of key.extraAptSources) {
     if (src.keyring) args.push(`--keyring=${src.keyring}`);
   }

@@ -1,13 +1,13 @@
 import { lstat, readdir, readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Platform } from '../../shared/contracts/image-lock.ts';
-import { STACK_BASE_FILE, STACK_INSTALL_DIR, STACK_LOCK_FILE } from '../../shared/contracts/stack-files.ts';
-import { ExitCode, MemuError } from '../host/errors.ts';
+import { STACK_INSTALL_DIR, STACK_LOCK_FILE } from '../../shared/contracts/stack-files.ts';
 import type { Logger } from '../host/log.ts';
 import type { Progress } from '../host/progress.ts';
 import type { RegistryMirrors } from '../oci/reference.ts';
 import { preloadImages, type PreloadResult } from '../preload/preload.ts';
-import { checkImagesLocked, readComposeImages, readImageLock } from '../stack/lock.ts';
+import { checkStackAsDevice, findStackFiles } from '../stack/device-stack-check.ts';
+import { checkImagesLocked, readImageLock } from '../stack/lock.ts';
 import { replaceFile } from './staging.ts';
 
 /**
@@ -23,14 +23,23 @@ export interface StackResult {
   images: { service: string; reference: string; digest: string }[];
 }
 
-async function composeFilesIn(stackDir: string): Promise<string[]> {
-  const names = (await readdir(stackDir).catch(() => {
-    throw new MemuError(`stack directory ${stackDir} cannot be read`, ExitCode.badInput, 'pass --stack DIR with stack.yml and images.lock.json');
-  })).filter((n) => /\.ya?ml$/.test(n));
-  if (!names.includes(STACK_BASE_FILE)) {
-    throw new MemuError(`stack directory ${stackDir} has no ${STACK_BASE_FILE}`, ExitCode.badInput, `the base compose file must be named ${STACK_BASE_FILE}; overrides sit beside it`);
-  }
-  return names.sort().map((n) => join(stackDir, n));
+/**
+ * What the build refuses about a stack before preloading anything: compose files the
+ * device would refuse (checked with the device's own loader), and images the lock does
+ * not pin for this platform. Returns each image with its digest.
+ */
+export async function checkStackForBuild(stackDir: string, platform: Platform): Promise<{ service: string; reference: string; digest: string; indexDigest?: string }[]> {
+  const files = await findStackFiles(stackDir);
+  const lock = await readImageLock(join(stackDir, STACK_LOCK_FILE));
+  const composeImages = await checkStackAsDevice(files);
+  checkImagesLocked(composeImages, lock, [platform]);
+  const seen = new Set<string>();
+  return composeImages
+    .filter((i) => !seen.has(i.reference) && seen.add(i.reference))
+    .map((i) => {
+      const entry = lock.images[i.reference]!;
+      return { service: i.service, reference: i.reference, digest: entry.platforms[platform]!, indexDigest: entry.index };
+    });
 }
 
 export async function prepareStack(opts: {
@@ -43,20 +52,7 @@ export async function prepareStack(opts: {
   log: Logger;
   progress: Progress;
 }): Promise<StackResult> {
-  const files = await composeFilesIn(opts.stackDir);
-  const lockPath = join(opts.stackDir, STACK_LOCK_FILE);
-  const lock = await readImageLock(lockPath);
-  const composeImages = await readComposeImages(files);
-  // Refuses floating tags: every image must be pinned for this platform.
-  checkImagesLocked(composeImages, lock, [opts.platform]);
-
-  const seen = new Set<string>();
-  const images = composeImages
-    .filter((i) => !seen.has(i.reference) && seen.add(i.reference))
-    .map((i) => {
-      const entry = lock.images[i.reference]!;
-      return { service: i.service, reference: i.reference, digest: entry.platforms[opts.platform]!, indexDigest: entry.index };
-    });
+  const images = await checkStackForBuild(opts.stackDir, opts.platform);
 
   const dataDir = join(opts.workDir, 'data');
   const dataRoot = join(dataDir, 'docker');

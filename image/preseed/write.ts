@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import type { Logger } from '../host/log.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
 import {
@@ -42,16 +43,7 @@ export async function loadPreseedSettings(opts: { settings?: Preseed; settingsFi
   let result: ReturnType<typeof parsePreseed>;
   if (opts.settingsFile !== undefined) {
     const file = opts.settingsFile;
-    const size = await stat(file).then(
-      (s) => s.size,
-      (err: NodeJS.ErrnoException) => {
-        throw new MemuError(`cannot read the settings file ${file}: ${describeFsError(err)}`, ExitCode.badInput, 'check the --file path');
-      },
-    );
-    if (size > PRESEED_MAX_BYTES) {
-      throw new MemuError(`${file} is ${size} bytes; a preseed file may be at most ${PRESEED_MAX_BYTES} bytes (64 KiB)`, ExitCode.badInput, DOCS_HINT);
-    }
-    const data = await readFile(file);
+    const data = await readSettingsFile(file);
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(data);
@@ -71,6 +63,45 @@ export async function loadPreseedSettings(opts: { settings?: Preseed; settingsFi
     );
   }
   return result.settings;
+}
+
+/**
+ * Reads a settings file of at most PRESEED_MAX_BYTES: only a regular file, and never
+ * more than one byte past the limit, so a directory, a device such as /dev/zero or a pipe
+ * is refused instead of crashing or reading forever.
+ */
+async function readSettingsFile(file: string): Promise<Buffer> {
+  const cannotRead = (err: NodeJS.ErrnoException) =>
+    new MemuError(`cannot read the settings file ${file}: ${describeFsError(err)}`, ExitCode.badInput, 'check the settings file path');
+  // O_NONBLOCK: opening a FIFO must not wait for a writer before it can be refused.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+    throw cannotRead(err);
+  });
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw new MemuError(
+        `the settings file ${file} is ${info.isDirectory() ? 'a directory' : 'not a regular file (a device, pipe or socket)'}`,
+        ExitCode.badInput,
+        'pass the path of a JSON file such as settings.json',
+      );
+    }
+    const buffer = Buffer.alloc(PRESEED_MAX_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length).catch((err: NodeJS.ErrnoException) => {
+        throw cannotRead(err);
+      });
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > PRESEED_MAX_BYTES) {
+      throw new MemuError(`${file} is larger than ${PRESEED_MAX_BYTES} bytes; a preseed file may be at most 64 KiB`, ExitCode.badInput, DOCS_HINT);
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
 }
 
 /**
@@ -132,6 +163,9 @@ function rethrowFatError(target: string): (err: unknown) => never {
       unreadable: [ExitCode.badInput, `check that ${target} is a Memu disk and that you may read it (block devices need root); re-flash it if its FAT partition is damaged`],
       'write-failed': [ExitCode.writeError, `check that ${target} is writable (block devices need root) and not write-protected`],
       mounted: [ExitCode.targetRefused, 'unmount it first'],
+      'not-a-file': [ExitCode.badInput, `remove or rename that directory on the FAT partition (e.g. with mdeltree), then run memu preseed again`],
+      full: [ExitCode.writeError, 'delete files you added to that FAT partition (the existing settings were kept), or flash the image again'],
+      'read-back-differs': [ExitCode.verifyFailed, 'the drive may be failing (the existing settings were kept); try again or use another drive'],
     };
     const [exitCode, hint] = mapping[err.kind];
     throw new MemuError(err.message, exitCode, hint);

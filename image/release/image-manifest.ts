@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { diskLayoutSchema } from '../../shared/contracts/disk-layout.ts';
+import { describeInvalid } from '../../shared/errors.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
 
 /**
  * `manifest.json` beside every built image: what went in (profile, versions, packages,
@@ -9,6 +13,8 @@ import { diskLayoutSchema } from '../../shared/contracts/disk-layout.ts';
 export const IMAGE_MANIFEST_FORMAT = 'memu-image-manifest/1';
 export const MANIFEST_NAME = 'manifest.json';
 export const SIGNATURE_NAME = 'manifest.json.sig';
+/** What `memu build` names its artifacts: `memu-<profile>-<version>.img`, `.img.zst`, `.bmap`. */
+export const ARTIFACT_NAME = /^memu-.+\.(img|img\.zst|bmap)$/;
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -35,9 +41,31 @@ export const imageManifestSchema = z
     agent: z.object({ version: z.string(), sha256 }).strict(),
     layout: diskLayoutSchema,
     packages: z.array(z.object({ name: z.string(), version: z.string(), arch: z.string() }).strict()),
+    /** Set when the build installed exactly the package versions of an earlier build (`--packages-from`). */
+    packagesPinnedFrom: z.object({ version: z.string(), manifestSha256: sha256 }).strict().optional(),
     containerImages: z.array(z.object({ service: z.string(), reference: z.string(), digest: z.string() }).strict()),
     sizes: z.object({ imageBytes: z.number().int(), mappedBytes: z.number().int(), zstBytes: z.number().int() }).strict(),
     artifacts: z.array(artifactSchema).min(1),
   })
   .strict();
 export type ImageManifest = z.infer<typeof imageManifestSchema>;
+
+/** Reads and validates a manifest file given as input (`--packages-from`); bad input is exit 2 with the reason. */
+export async function readImageManifest(path: string): Promise<{ manifest: ImageManifest; sha256: string }> {
+  const hint = `name the ${MANIFEST_NAME} of an earlier \`memu build\``;
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new MemuError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, ExitCode.badInput, hint);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new MemuError(`${path} is not JSON: ${(err as Error).message}`, ExitCode.badInput, hint);
+  }
+  const parsed = imageManifestSchema.safeParse(data);
+  if (!parsed.success) throw new MemuError(describeInvalid(`image manifest ${path}`, parsed.error.issues), ExitCode.badInput, hint);
+  return { manifest: parsed.data, sha256: createHash('sha256').update(bytes).digest('hex') };
+}

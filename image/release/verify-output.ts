@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { verifyDetached } from '../../shared/contracts/signature.ts';
 import { hashFile } from '../pipeline/file-hash.ts';
-import { MANIFEST_NAME, SIGNATURE_NAME, imageManifestSchema, type ImageManifest } from './image-manifest.ts';
-import { describeInvalid } from '../../shared/errors.ts';
+import { ARTIFACT_NAME, MANIFEST_NAME, SIGNATURE_NAME, imageManifestSchema, type ImageManifest } from './image-manifest.ts';
+import { describeInvalid, ignoreNotFound } from '../../shared/errors.ts';
 
 export type VerifyProblem = { file: string; problem: string };
 export interface VerifyReport {
@@ -18,16 +18,15 @@ export interface VerifyReport {
 /**
  * Checks a build output directory: the manifest's signature against a trusted key, then
  * the size and sha256 of every artifact the manifest lists. Reports every problem found.
+ * A set is complete exactly when manifest and signature are both there (see
+ * image/pipeline/artifacts.ts); without either, the directory holds an incomplete set.
  */
 export async function verifyImageDirectory(dir: string, trustedKey: KeyObject, onFile?: (name: string) => void): Promise<VerifyReport> {
   const report: VerifyReport = { ok: false, checked: [], problems: [] };
-  let manifestBytes: Buffer;
-  let signatureText: string;
-  try {
-    manifestBytes = await readFile(join(dir, MANIFEST_NAME));
-    signatureText = await readFile(join(dir, SIGNATURE_NAME), 'utf8');
-  } catch (err) {
-    report.problems.push({ file: (err as NodeJS.ErrnoException).path ?? dir, problem: 'missing: the build did not finish or the set is incomplete' });
+  const manifestBytes = await readFile(join(dir, MANIFEST_NAME)).catch(ignoreNotFound);
+  const signatureText = await readFile(join(dir, SIGNATURE_NAME), 'utf8').catch(ignoreNotFound);
+  if (manifestBytes === undefined || signatureText === undefined) {
+    report.problems.push(await incompleteSet(dir, manifestBytes === undefined ? MANIFEST_NAME : SIGNATURE_NAME));
     return report;
   }
   const sig = verifyDetached(manifestBytes, signatureText, trustedKey);
@@ -55,4 +54,15 @@ export async function verifyImageDirectory(dir: string, trustedKey: KeyObject, o
   }
   report.ok = report.problems.length === 0;
   return report;
+}
+
+async function incompleteSet(dir: string, missing: string): Promise<VerifyProblem> {
+  const names = await readdir(dir).catch(ignoreNotFound);
+  if (names === undefined) return { file: dir, problem: 'no such directory' };
+  const leftovers = names.filter((n) => ARTIFACT_NAME.test(n) || n === MANIFEST_NAME).sort();
+  const what = leftovers.length ? `it holds ${leftovers.join(', ')} without ${missing}` : `it holds no artifacts`;
+  return {
+    file: missing,
+    problem: `missing, so ${dir} holds no complete image set (${what}): a build was interrupted or is still writing it; run \`memu build\` again to replace it`,
+  };
 }

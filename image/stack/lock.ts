@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { IMAGE_LOCK_FORMAT, imageLockSchema, PLATFORMS, type ImageLock, type LockedImage, type Platform } from '../../shared/contracts/image-lock.ts';
 import { writeFileAtomic } from '../../shared/files/durable-files.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
@@ -10,58 +9,8 @@ import { loadCredentials } from '../oci/credentials.ts';
 import { isFloating, parseImageReference, type RegistryMirrors } from '../oci/reference.ts';
 import { RegistryClient, RegistryError } from '../oci/registry-client.ts';
 import { fetchImage, PlatformMissingError, resolveImage } from '../oci/resolve.ts';
-import { isNotFound } from '../../shared/errors.ts';
-import { describeInvalid } from '../../shared/errors.ts';
-
-/** One `services.<name>.image` of a compose file. */
-export interface ComposeImage {
-  service: string;
-  reference: string;
-  /** The compose file it came from. */
-  file?: string;
-}
-
-/** Collects `services.*.image` from compose files (later files override earlier ones, as compose merges them). */
-export async function readComposeImages(files: string[]): Promise<ComposeImage[]> {
-  const byService = new Map<string, ComposeImage>();
-  for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new MemuError(`cannot read compose file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.badInput, 'pass existing files with --compose');
-    }
-    let doc: unknown;
-    try {
-      doc = parseYaml(text);
-    } catch (err) {
-      throw new MemuError(`${file} is not valid YAML: ${(err as Error).message}`, ExitCode.badInput);
-    }
-    const services = (doc as { services?: unknown } | null)?.services;
-    if (!services || typeof services !== 'object') throw new MemuError(`${file} has no services`, ExitCode.badInput, 'is this a compose file?');
-    for (const [service, def] of Object.entries(services as Record<string, { image?: unknown; build?: unknown } | null>)) {
-      const image = def?.image;
-      if (image === undefined) {
-        if (byService.has(service)) continue; // an override file may omit the image
-        throw new MemuError(
-          `service ${service} in ${file} has no image`,
-          ExitCode.badInput,
-          'a Memu image preloads published images only: build it, push it to a registry and name it with image:',
-        );
-      }
-      if (typeof image !== 'string' || !image.trim()) throw new MemuError(`service ${service} in ${file}: image must be a non-empty string`, ExitCode.badInput);
-      if (image.includes('$')) {
-        throw new MemuError(
-          `service ${service} in ${file}: image "${image}" uses variable interpolation`,
-          ExitCode.badInput,
-          'write the literal repo:tag in the compose file; the image lock pins it to digests anyway',
-        );
-      }
-      byService.set(service, { service, reference: image.trim(), file });
-    }
-  }
-  return [...byService.values()];
-}
+import { describeInvalid, isNotFound } from '../../shared/errors.ts';
+import { checkStackAsDevice, type ComposeImage, type StackFiles } from './device-stack-check.ts';
 
 export function parsePlatforms(list: string): Platform[] {
   const out: Platform[] = [];
@@ -210,13 +159,13 @@ export function checkImagesLocked(composeImages: { service: string; reference: s
 }
 
 export interface StackLockCommandOptions extends Omit<LockStackOptions, 'images'> {
-  composeFiles: string[];
+  stackFiles: StackFiles;
   lockPath: string;
 }
 
-/** `memu stack lock`: compose files in, lock file out (atomically). */
+/** `memu stack lock`: compose files in (checked as the device will load them), lock file out (atomically). */
 export async function lockStack(opts: StackLockCommandOptions): Promise<{ lock: ImageLock; images: ComposeImage[]; removed: string[] }> {
-  const images = await readComposeImages(opts.composeFiles);
+  const images = await checkStackAsDevice(opts.stackFiles);
   const lock = await resolveStackLock({ ...opts, images });
   let removed: string[] = [];
   const previous = await readImageLock(opts.lockPath).catch(() => undefined);

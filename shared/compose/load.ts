@@ -28,7 +28,7 @@ import {
 } from './desired-stack.ts';
 import { ComposeError } from './errors.ts';
 import { interpolateString, interpolateTree, TreeInterpolationError, type Variables } from './interpolate.ts';
-import { issuePath } from '../errors.ts';
+import { describeInvalid, issuePath } from '../errors.ts';
 
 export interface LoadComposeOptions {
   /** Compose files, merged in order (later files override earlier ones). */
@@ -105,6 +105,10 @@ export async function composeStackFromSources(
   }
 
   const project = projectNameFrom(options.projectName ?? name, projectDir, first.file);
+  if (Object.keys(services).length === 0) {
+    throw new ComposeError(`${first.file}: defines no services`, { file: first.file, key: 'services' }, 'a stack needs at least one service with an image');
+  }
+  refuseNamesDifferingInCase(serviceFiles);
   const desiredServices: Record<string, DesiredService> = {};
   for (const [key, service] of Object.entries(services)) {
     // `required: false` makes a dependency on a service this stack does not define a no-op.
@@ -177,6 +181,22 @@ export async function composeStackFromSources(
   };
 }
 
+/** Network aliases are DNS names, which ignore case: `web` and `Web` would answer for each other. */
+function refuseNamesDifferingInCase(serviceFiles: Record<string, string>): void {
+  const byLowerCase = new Map<string, string>();
+  for (const name of Object.keys(serviceFiles)) {
+    const other = byLowerCase.get(name.toLowerCase());
+    if (other !== undefined) {
+      throw new ComposeError(
+        `services "${other}" (${serviceFiles[other]}) and "${name}" (${serviceFiles[name]}) differ only in letter case`,
+        { file: serviceFiles[name], service: name },
+        'rename one of them: service names become DNS names on the stack\'s networks, and DNS ignores case',
+      );
+    }
+    byLowerCase.set(name.toLowerCase(), name);
+  }
+}
+
 function projectNameFrom(explicit: string | undefined, projectDir: string, file: string): string {
   const candidate = explicit ?? path.basename(projectDir).toLowerCase().replace(/[^a-z0-9_-]/g, '');
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(candidate)) {
@@ -200,18 +220,30 @@ interface ParsedFile {
   volumes: Record<string, RawVolume>;
 }
 
-function parseComposeFile(source: ComposeSource, variables: Variables, projectDir: string): ParsedFile {
+/**
+ * One compose file as YAML gives it, before interpolation: anchors and merge keys
+ * resolved, `x-*` extension keys dropped. Refuses YAML errors and a file that is empty or
+ * not a mapping.
+ */
+export function readComposeDocument(source: ComposeSource): Record<string, unknown> {
   const { file } = source;
   const doc = parseDocument(source.text, { merge: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ComposeError(`${file}: invalid YAML: ${doc.errors[0]!.message}`, { file });
   }
   const tree = doc.toJS({ maxAliasCount: 1000 }) as unknown;
-  if (tree === null || tree === undefined) return { file, services: {}, networks: {}, volumes: {} };
+  if (tree === null || tree === undefined) {
+    throw new ComposeError(`${file}: is empty`, { file }, 'a compose file needs services:; an override that changes nothing says services: {}');
+  }
   if (typeof tree !== 'object' || Array.isArray(tree)) {
     throw new ComposeError(`${file}: a compose file must be a mapping with services:`, { file });
   }
-  const withoutExtensions = dropExtensionKeys(tree as Record<string, unknown>);
+  return dropExtensionKeys(tree as Record<string, unknown>);
+}
+
+function parseComposeFile(source: ComposeSource, variables: Variables, projectDir: string): ParsedFile {
+  const { file } = source;
+  const withoutExtensions = readComposeDocument(source);
   checkSupportedKeys(file, withoutExtensions);
 
   let interpolated: unknown;
@@ -230,7 +262,7 @@ function parseComposeFile(source: ComposeSource, variables: Variables, projectDi
   }
 
   const result = composeFileSchema.safeParse(interpolated);
-  if (!result.success) throw zodIssueToError(file, result.error.issues[0]!);
+  if (!result.success) throw schemaError(file, result.error.issues);
   const raw = result.data;
   const services: Record<string, PartialService> = {};
   for (const [key, rawService] of Object.entries(raw.services ?? {})) {
@@ -284,7 +316,7 @@ function dropExtensionKeys(tree: Record<string, unknown>): Record<string, unknow
   return out;
 }
 
-const SUPPORTED_HINT = 'see agent/stack/COMPOSE-SUBSET.md for the keys the memu agent supports';
+const SUPPORTED_HINT = 'see shared/compose/COMPOSE-SUBSET.md for the keys the memu agent supports';
 
 function checkSupportedKeys(file: string, tree: Record<string, unknown>): void {
   for (const key of Object.keys(tree)) {
@@ -308,26 +340,18 @@ function checkSupportedKeys(file: string, tree: Record<string, unknown>): void {
   }
 }
 
-/** Compose's own wording of a schema problem: the service and key it concerns, with the subset's hint. */
-function zodIssueToError(file: string, issue: ZodIssue): ComposeError {
-  let keyPath: (string | number)[] = issue.path;
+/** Every schema problem of one file, in the shared wording; the location is the first problem's. */
+function schemaError(file: string, issues: readonly ZodIssue[]): ComposeError {
+  const first = issues[0]!;
+  let keyPath: (string | number)[] = first.path;
   let service: string | undefined;
   if (keyPath[0] === 'services' && keyPath[1] !== undefined) {
     service = String(keyPath[1]);
     keyPath = keyPath.slice(2);
   }
-  let problem = issue.message;
-  if (issue.code === 'unrecognized_keys') {
-    keyPath = [...keyPath, issue.keys[0]!];
-    problem = 'is not supported';
-  } else if (issue.code === 'invalid_union') {
-    problem = 'has an unsupported form or type';
-  }
-  const key = issuePath(keyPath);
-  const where = service !== undefined ? `service "${service}": key "${key}"` : `key "${key}"`;
-  const sentence = problem.startsWith('is ') || problem.startsWith('has ') ? `${where} ${problem}` : `${where}: ${problem}`;
-  const hint = issue.code === 'unrecognized_keys' ? SUPPORTED_HINT : undefined;
-  return new ComposeError(`${file}: ${sentence}`, { file, service, key }, hint);
+  if (first.code === 'unrecognized_keys') keyPath = [...keyPath, first.keys[0]!];
+  const hint = issues.some((issue) => issue.code === 'unrecognized_keys') ? SUPPORTED_HINT : undefined;
+  return new ComposeError(describeInvalid(file, issues), { file, service, key: issuePath(keyPath) }, hint);
 }
 
 class KeyedError extends Error {

@@ -256,7 +256,19 @@ export function parsePreseed(text: string): PreseedParseResult {
   } catch (err) {
     return { ok: false, problems: [describeJsonError(body, err as Error)] };
   }
-  return validatePreseed(value);
+  // JSON.parse keeps the last of two equal keys: a second "wifi" would silently drop the
+  // first one's passphrase. Which copy was meant is for the person to say.
+  const duplicates = duplicateJsonKeys(body);
+  const validated = validatePreseed(value);
+  if (duplicates.length === 0) return validated;
+  const underDuplicate = (line: string) => duplicates.some((d) => line.startsWith(`${d}:`) || line.startsWith(`${d}.`) || line.startsWith(`${d}[`));
+  return {
+    ok: false,
+    problems: [
+      ...duplicates.map((path) => problem(path, 'appears more than once', 'each field once (remove all but one copy)')),
+      ...(validated.ok ? [] : validated.problems.filter((line) => !underDuplicate(line))),
+    ],
+  };
 }
 
 /** Validates an already-parsed value (e.g. settings built in code) with the same messages. */
@@ -276,7 +288,17 @@ export function validatePreseed(value: unknown): PreseedParseResult {
     return { ok: false, problems: [problem('version', wrong)] };
   }
   const result = preseedSchema.safeParse(value);
-  if (result.success) return { ok: true, settings: result.data };
+  if (result.success) {
+    // The host writes, and the device's scrub rewrites, the canonical form: it must fit too.
+    const written = Buffer.byteLength(serializePreseed(result.data), 'utf8');
+    if (written > PRESEED_MAX_BYTES) {
+      return {
+        ok: false,
+        problems: [problem('', `takes ${written} bytes once written out (indented, one field per line)`, `at most ${PRESEED_MAX_BYTES} bytes (64 KiB) in that form; remove some SSH keys or shorten long values`)],
+      };
+    }
+    return { ok: true, settings: result.data };
+  }
   const seen = new Set<string>();
   const problems: string[] = [];
   for (const issue of result.error.issues) {
@@ -411,4 +433,56 @@ function describeJsonError(text: string, err: Error): string {
   const line = before.split('\n').length;
   const column = before.length - before.lastIndexOf('\n');
   return `${PRESEED_FILE_NAME}: is not valid JSON at line ${line}, column ${column}; expected ${expected}`;
+}
+
+/**
+ * Dotted paths (`wifi`, `sshAuthorizedKeys[0].x`) of object keys that appear more than
+ * once in the same object, in a text JSON.parse has accepted. Iterative, so a deeply
+ * nested file cannot overflow the stack.
+ */
+export function duplicateJsonKeys(text: string): string[] {
+  type Frame = { kind: 'object'; path: string; seen: Set<string>; key?: string; expectingKey: boolean } | { kind: 'array'; path: string; index: number };
+  const stack: Frame[] = [];
+  const found = new Set<string>();
+  const childPath = (parent: Frame | undefined): string => {
+    if (!parent) return '';
+    if (parent.kind === 'array') return `${parent.path}[${parent.index}]`;
+    return parent.path ? `${parent.path}.${parent.key}` : parent.key!;
+  };
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    const top = stack.at(-1);
+    if (c === '{' || c === '[') {
+      const path = childPath(top);
+      stack.push(c === '{' ? { kind: 'object', path, seen: new Set(), expectingKey: true } : { kind: 'array', path, index: 0 });
+      i++;
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+      i++;
+    } else if (c === ',') {
+      if (top?.kind === 'object') top.expectingKey = true;
+      else if (top?.kind === 'array') top.index++;
+      i++;
+    } else if (c === ':') {
+      if (top?.kind === 'object') top.expectingKey = false;
+      i++;
+    } else if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      end++;
+      if (top?.kind === 'object' && top.expectingKey) {
+        // Decoded, so "\u0061" and "a" count as the same key, as JSON.parse sees them.
+        const key = JSON.parse(text.slice(i, end)) as string;
+        const path = top.path ? `${top.path}.${key}` : key;
+        if (top.seen.has(key)) found.add(path);
+        top.seen.add(key);
+        top.key = key;
+      }
+      i = end;
+    } else {
+      i++;
+    }
+  }
+  return [...found];
 }

@@ -1,4 +1,4 @@
-import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDirectory, fsyncFile } from '../files/durable-files.ts';
 import { runCommandOutcome } from '../process/run-command.ts';
@@ -29,7 +29,18 @@ export interface FatLocation {
   node?: string;
 }
 
-export type FatErrorKind = 'tool-missing' | 'no-fat-partition' | 'unreadable' | 'write-failed' | 'mounted';
+export type FatErrorKind =
+  | 'tool-missing'
+  | 'no-fat-partition'
+  | 'unreadable'
+  | 'write-failed'
+  | 'mounted'
+  /** A name the write needs is taken by a directory. */
+  | 'not-a-file'
+  /** Too little free space; nothing was replaced. */
+  | 'full'
+  /** What was read back differs from what was written; nothing was replaced. */
+  | 'read-back-differs';
 
 export class FatAccessError extends Error {
   constructor(
@@ -52,7 +63,10 @@ export interface FatVolume {
   readFile(name: string, maxBytes: number): Promise<Buffer | 'too-large'>;
   /**
    * Replaces `name` so that a power cut leaves either the old file, or the complete new
-   * file under `name` or `tempName`: write `tempName`, sync, rename over `name`, sync.
+   * file under `name` or `tempName`: write `tempName`, sync, check it, rename over
+   * `name`, sync. Refuses (and changes nothing) when a directory has either name or the
+   * file system has too little space; a short or wrong `tempName` is deleted, never
+   * renamed over `name`.
    */
   writeFileAtomic(name: string, tempName: string, data: Buffer): Promise<void>;
   /** Deletes a root file; absent is fine. */
@@ -152,6 +166,10 @@ class MtoolsFatVolume implements FatVolume {
   }
 
   async listRoot(): Promise<string[]> {
+    return (await this.rootEntries()).filter((e) => !e.directory).map((e) => e.name);
+  }
+
+  private async rootEntries(): Promise<{ name: string; directory: boolean }[]> {
     // -b: bare "::/NAME" lines (directories end in "/"); -a: include hidden files.
     const result = await this.mtools('mdir', ['-b', '-a', '::/']);
     if (result.code !== 0) {
@@ -160,8 +178,8 @@ class MtoolsFatVolume implements FatVolume {
     return result.stdout
       .toString('utf8')
       .split('\n')
-      .filter((line) => line.startsWith('::/') && !line.endsWith('/'))
-      .map((line) => line.slice(3));
+      .filter((line) => line.startsWith('::/'))
+      .map((line) => (line.endsWith('/') ? { name: line.slice(3, -1), directory: true } : { name: line.slice(3), directory: false }));
   }
 
   async readFile(name: string, maxBytes: number): Promise<Buffer | 'too-large'> {
@@ -175,11 +193,17 @@ class MtoolsFatVolume implements FatVolume {
 
   async writeFileAtomic(name: string, tempName: string, data: Buffer): Promise<void> {
     await this.refuseIfMounted();
+    const entries = await this.rootEntries();
+    refuseDirectoryNames(this.description, entries, [name, tempName]);
+    await this.refuseIfTooSmall(name, data.length, entries.some((e) => sameFatName(e.name, tempName)) ? tempName : undefined);
+
     const copy = await this.mtools('mcopy', ['-o', '-', `::/${tempName}`], { input: data });
     if (copy.code !== 0) {
       throw new FatAccessError('write-failed', `cannot write ${tempName} to ${this.description}: ${oneLine(copy.stderr)}`);
     }
     await fsyncFile(this.location.target);
+    // mcopy exits 0 when the FAT fills up mid-copy, leaving a short file: check before the rename.
+    await this.checkWritten(name, tempName, data);
     // -D o: replace an existing `name` in the same mtools run (mtools drops the old
     // entry and renames the temporary one); the sync below makes the result durable.
     const move = await this.mtools('mren', ['-D', 'o', `::/${tempName}`, `::/${name}`]);
@@ -189,9 +213,59 @@ class MtoolsFatVolume implements FatVolume {
     await fsyncFile(this.location.target);
   }
 
+  /** The new file needs its clusters while the old one still exists; an old `tempName` is overwritten, so its clusters count as free. */
+  private async refuseIfTooSmall(name: string, bytes: number, oldTempName: string | undefined): Promise<void> {
+    const { freeBytes, clusterBytes } = await this.space();
+    const reclaimable = oldTempName ? (await this.clustersOf(oldTempName)) * clusterBytes : 0;
+    const needed = Math.ceil(bytes / clusterBytes) * clusterBytes;
+    if (needed > freeBytes + reclaimable) {
+      throw new FatAccessError('full', `the FAT file system in ${this.description} is full: ${freeBytes + reclaimable} bytes free, writing ${name} needs ${needed}`);
+    }
+  }
+
+  private async checkWritten(name: string, tempName: string, data: Buffer): Promise<void> {
+    // With no room to extend the directory, mcopy leaves no entry at all (and still exits 0).
+    const present = (await this.rootEntries()).some((e) => !e.directory && sameFatName(e.name, tempName));
+    const written = present ? await this.readFile(tempName, data.length) : Buffer.alloc(0);
+    if (written !== 'too-large' && written.equals(data)) return;
+    if (present) {
+      // The partial file may hold part of a secret, and it must never stand in for `name`.
+      await this.mtools('mdel', [`::/${tempName}`]);
+      await fsyncFile(this.location.target);
+    }
+    if (written !== 'too-large' && written.length < data.length) {
+      const { freeBytes } = await this.space();
+      throw new FatAccessError(
+        'full',
+        `the FAT file system in ${this.description} filled up while writing ${name}: ${written.length} of ${data.length} bytes were written, ${freeBytes} bytes are free`,
+      );
+    }
+    throw new FatAccessError('read-back-differs', `${tempName} read back from ${this.description} differs from what was written`);
+  }
+
+  /** Free bytes and the cluster size, from mdir's summary line and minfo's boot sector dump. */
+  private async space(): Promise<{ freeBytes: number; clusterBytes: number }> {
+    const dir = await this.mtools('mdir', ['-a', '::/']);
+    const info = await this.mtools('minfo', ['::']);
+    const text = info.stdout.toString('utf8');
+    const free = /^\s*([\d ]+) bytes free\s*$/m.exec(dir.stdout.toString('utf8'));
+    const sector = /^sector size: (\d+) bytes$/m.exec(text);
+    const cluster = /^cluster size: (\d+) sectors$/m.exec(text);
+    if (dir.code !== 0 || info.code !== 0 || !free || !sector || !cluster) {
+      throw new FatAccessError('unreadable', `cannot read the free space of ${this.description}: ${oneLine(dir.stderr || info.stderr)}`);
+    }
+    return { freeBytes: Number(free[1]!.replace(/ /g, '')), clusterBytes: Number(sector[1]) * Number(cluster[1]) };
+  }
+
+  private async clustersOf(name: string): Promise<number> {
+    const result = await this.mtools('mdu', ['-a', `::/${name}`]);
+    const clusters = /\s(\d+)\s*$/.exec(result.stdout.toString('utf8').trim().split('\n')[0] ?? '');
+    return result.code === 0 && clusters ? Number(clusters[1]) : 0;
+  }
+
   async removeFile(name: string): Promise<void> {
     const names = await this.listRoot();
-    const existing = names.find((n) => n.toLowerCase() === name.toLowerCase());
+    const existing = names.find((n) => sameFatName(n, name));
     if (!existing) return;
     await this.refuseIfMounted();
     const result = await this.mtools('mdel', [`::/${existing}`]);
@@ -213,7 +287,8 @@ class MtoolsFatVolume implements FatVolume {
   }
 
   private mtools(command: string, args: string[], opts: { input?: Buffer; maxStdout?: number } = {}) {
-    return runTool(command, ['-i', this.image, ...args], { ...opts, env: { MTOOLS_SKIP_CHECK: '1' } });
+    // LC_ALL=C: the free-space line is parsed.
+    return runTool(command, ['-i', this.image, ...args], { ...opts, env: { MTOOLS_SKIP_CHECK: '1', LC_ALL: 'C' } });
   }
 }
 
@@ -255,6 +330,10 @@ class DirectoryFatVolume implements FatVolume {
   }
 
   async writeFileAtomic(name: string, tempName: string, data: Buffer): Promise<void> {
+    const entries = await readdir(this.dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      throw new FatAccessError('unreadable', `cannot list ${this.dir}: ${err.code ?? err}`);
+    });
+    refuseDirectoryNames(this.description, entries.map((e) => ({ name: e.name, directory: e.isDirectory() })), [name, tempName]);
     const temp = join(this.dir, tempName);
     try {
       const fd = await open(temp, 'w', 0o600);
@@ -264,6 +343,15 @@ class DirectoryFatVolume implements FatVolume {
       } finally {
         await fd.close();
       }
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+        const fs = await statfs(this.dir);
+        throw new FatAccessError('full', `${this.dir} is full: ${fs.bavail * fs.bsize} bytes free, writing ${name} needs ${data.length}`);
+      }
+      throw new FatAccessError('write-failed', `cannot write ${name} in ${this.dir}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    try {
       await rename(temp, join(this.dir, name));
       await fsyncDirectory(this.dir);
     } catch (err) {
@@ -279,6 +367,19 @@ class DirectoryFatVolume implements FatVolume {
       if (isNotFound(err)) return;
       throw new FatAccessError('write-failed', `cannot delete ${name} in ${this.dir}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
+  }
+}
+
+/** FAT compares names without regard to case. */
+function sameFatName(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/** Writing "into" a directory of that name would leave the real name unwritten; refuse before changing anything. */
+function refuseDirectoryNames(where: string, entries: { name: string; directory: boolean }[], names: string[]): void {
+  const directory = entries.find((e) => e.directory && names.some((n) => sameFatName(e.name, n)));
+  if (directory) {
+    throw new FatAccessError('not-a-file', `${where} has a directory named ${directory.name} where a file of that name belongs`);
   }
 }
 

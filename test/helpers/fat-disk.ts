@@ -19,6 +19,8 @@ export interface TestPartition {
   sizeMiB: number;
   /** Make a FAT file system in it (real mkfs.vfat --offset, no loop device). */
   fat?: boolean;
+  /** Extra mkfs.vfat options, e.g. ['-F', '32', '-s', '1'] for FAT32 with 512-byte clusters. */
+  mkfsOptions?: string[];
 }
 
 export interface TestDisk {
@@ -55,7 +57,7 @@ export async function makeGptDisk(
   for (const [i, p] of partitions.entries()) {
     if (!p.fat) continue;
     // mkfs.vfat's block count is in KiB; --offset is in sectors.
-    await run('mkfs.vfat', ['-n', 'MEMUBOOT', '--offset', String(offsets[i]! / SECTOR), path, String(p.sizeMiB * 1024)]);
+    await run('mkfs.vfat', ['-n', 'MEMUBOOT', ...(p.mkfsOptions ?? []), '--offset', String(offsets[i]! / SECTOR), path, String(p.sizeMiB * 1024)]);
   }
   return { path, offsets };
 }
@@ -97,8 +99,35 @@ export async function putFatFile(path: string, offset: number, name: string, con
   await run('mcopy', ['-o', '-i', `${path}@@${offset}`, '-', `::/${name}`], content);
 }
 
+/** Makes a directory in the root of the FAT, as a person with a file manager might. */
+export async function makeFatDirectory(path: string, offset: number, name: string): Promise<void> {
+  await execFileAsync('mmd', ['-i', `${path}@@${offset}`, `::/${name}`], { env: mtoolsEnv() });
+}
+
+/** Independent view through mtools: the names inside a directory of the FAT. */
+export async function listFatDirectory(path: string, offset: number, name: string): Promise<string[]> {
+  const { stdout } = await execFileAsync('mdir', ['-b', '-a', '-i', `${path}@@${offset}`, `::/${name}`], { env: mtoolsEnv() });
+  return stdout.split('\n').filter((l) => l.startsWith('::/'));
+}
+
+/** Free bytes of the FAT at `offset`, as mdir reports them. */
+export async function fatFreeBytes(path: string, offset: number): Promise<number> {
+  const { stdout } = await execFileAsync('mdir', ['-a', '-i', `${path}@@${offset}`, '::/'], { env: mtoolsEnv() });
+  const free = /([\d ]+) bytes free/.exec(stdout);
+  if (!free) throw new Error(`mdir printed no free space:\n${stdout}`);
+  return Number(free[1]!.replace(/ /g, ''));
+}
+
+/** Fills the FAT with one file of zeros named `name`, leaving `leaveBytes` (a multiple of the cluster size) free. */
+export async function fillFat(path: string, offset: number, leaveBytes: number, name = 'FILL'): Promise<void> {
+  const free = await fatFreeBytes(path, offset);
+  await putFatFile(path, offset, name, Buffer.alloc(free - leaveBytes));
+  const left = await fatFreeBytes(path, offset);
+  if (left !== leaveBytes) throw new Error(`filling the FAT left ${left} bytes free, not ${leaveBytes}`);
+}
+
 function mtoolsEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+  return { ...process.env, MTOOLS_SKIP_CHECK: '1', LC_ALL: 'C' };
 }
 
 function run(cmd: string, args: string[], input?: string | Buffer): Promise<void> {

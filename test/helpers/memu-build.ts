@@ -57,3 +57,29 @@ export function commandResult<T = Record<string, unknown>>(r: CliRun): T & { typ
   if (parsed.type !== 'result') throw new Error(`the last stdout line of memu --json is not its result: ${line}`);
   return parsed;
 }
+
+/**
+ * Runs a qemu-amd64 build into `outDir` in a child process that SIGKILLs itself at one
+ * point of the artifacts' publication (the pipeline's crash-test hook), as a power cut or
+ * `kill -9` there would stop it.
+ */
+export function buildKilledAt(point: string, outDir: string): Promise<CliRun & { signal: NodeJS.Signals | null }> {
+  const script = [
+    `import { loadProfile } from ${JSON.stringify(`${REPO_ROOT}hardware/index.ts`)};`,
+    `import { buildImage, defaultBuildConfig } from ${JSON.stringify(`${REPO_ROOT}image/pipeline/pipeline.ts`)};`,
+    `import { createHostLogger } from ${JSON.stringify(`${REPO_ROOT}image/host/log.ts`)};`,
+    `import { createProgress } from ${JSON.stringify(`${REPO_ROOT}image/host/progress.ts`)};`,
+    'const log = createHostLogger({ json: true });',
+    `const config = await defaultBuildConfig(loadProfile('qemu-amd64'), { outDir: ${JSON.stringify(outDir)}, cacheDir: ${JSON.stringify(TEST_CACHE_DIR)},`,
+    `  publishCheckpoint: async (p) => { if (p === ${JSON.stringify(point)}) process.kill(process.pid, 'SIGKILL'); } });`,
+    'await buildImage(config, log, createProgress(log, { tty: false }));',
+  ].join('\n');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}

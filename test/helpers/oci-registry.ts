@@ -13,6 +13,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { PrivateApt } from '../../image/pipeline/private-apt.ts';
 
 const run = promisify(execFile);
 
@@ -162,34 +163,18 @@ const DEB_ARCH: Record<TestPlatform, string> = { 'linux/amd64': 'amd64', 'linux/
 const BUSYBOX_APPLETS = ['sh', 'ls', 'cat', 'echo', 'sleep', 'true', 'false', 'wget', 'httpd', 'uname', 'test', 'env', 'id'];
 
 /**
- * Downloads Debian packages (`.deb`s) for any suite and architecture with apt, using a
- * private source list and state directory: the host's apt configuration (and its list
- * of foreign architectures) stays untouched.
+ * Downloads Debian packages (`.deb`s) for any suite and architecture with the pipeline's
+ * private apt (its own source list and state directory): the host's apt configuration
+ * (and its list of foreign architectures) stays untouched.
  */
 export async function aptDownload(packages: string[], opts: { suite: string; arch: string; destDir: string }): Promise<string[]> {
-  const work = await mkdtemp(join(tmpdir(), 'memu-apt-'));
+  const source = { uri: 'http://deb.debian.org/debian', suites: [opts.suite], components: ['main'], signedBy: '/usr/share/keyrings/debian-archive-keyring.gpg' };
+  const apt = await PrivateApt.open([source], opts.arch, tmpdir());
   try {
-    for (const d of ['parts', 'lists/partial', 'cache/archives/partial']) await mkdir(join(work, d), { recursive: true });
-    await writeFile(
-      join(work, 'parts', 'memu-test.sources'),
-      `Types: deb\nURIs: http://deb.debian.org/debian\nSuites: ${opts.suite}\nComponents: main\nArchitectures: ${opts.arch}\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
-    );
-    const apt = [
-      '-o', 'Dir::Etc::SourceList=/dev/null',
-      '-o', `Dir::Etc::SourceParts=${join(work, 'parts')}`,
-      '-o', `Dir::State::Lists=${join(work, 'lists')}`,
-      '-o', `Dir::Cache=${join(work, 'cache')}`,
-      '-o', `APT::Architecture=${opts.arch}`,
-      '-o', `APT::Architectures=${opts.arch}`,
-      '-o', 'Debug::NoLocking=1',
-    ];
-    await run('apt-get', [...apt, 'update', '-qq']);
-    await mkdir(opts.destDir, { recursive: true });
-    const before = new Set(await readdir(opts.destDir));
-    await run('apt-get', [...apt, 'download', ...packages], { cwd: opts.destDir });
-    return (await readdir(opts.destDir)).filter((f) => f.endsWith('.deb') && !before.has(f)).map((f) => join(opts.destDir, f));
+    await apt.update();
+    return await apt.download(packages, opts.destDir);
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await apt.close();
   }
 }
 

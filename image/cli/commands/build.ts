@@ -17,11 +17,12 @@ export const registerBuild: RegisterCommand = (program, run) => {
     .option('--stack <dir>', 'container stack to install and preload: stack.yml (+ overrides) and images.lock.json, e.g. compose')
     .option('--registry-mirror <from=to>', 'fetch images of registry FROM through TO while preloading (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--overlay <dir>', 'extra directory of files laid onto the root filesystem last (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--packages-from <manifest>', "install exactly the Debian package versions an earlier build's manifest.json records (from the deb cache, else the archive)")
     .addHelpText(
       'after',
-      '\nOutputs in the output directory: <name>.img (raw, sparse), <name>.img.zst, <name>.bmap,\nmanifest.json and manifest.json.sig. Check them with `memu verify DIR`.\nSOURCE_DATE_EPOCH (default from package.json) makes the image byte-for-byte reproducible.',
+      '\nOutputs in the output directory: <name>.img (raw, sparse), <name>.img.zst, <name>.bmap,\nmanifest.json and manifest.json.sig. Check them with `memu verify DIR`.\nReproducible: the same package versions and inputs, with the same SOURCE_DATE_EPOCH\n(default from package.json), give the same bytes; --packages-from rebuilds an earlier\nrelease with its package versions after the archive moved on.',
     )
-    .action((profileName: string, opts: { out?: string; cacheDir?: string; key?: string; version?: string; refreshRootfs?: boolean; overlay: string[]; stack?: string; registryMirror: string[] }) =>
+    .action((profileName: string, opts: { out?: string; cacheDir?: string; key?: string; version?: string; refreshRootfs?: boolean; overlay: string[]; stack?: string; registryMirror: string[]; packagesFrom?: string }) =>
       run(async ({ log, progress }) => {
         let profile;
         try {
@@ -39,12 +40,22 @@ export const registerBuild: RegisterCommand = (program, run) => {
           extraOverlays: opts.overlay,
           stackDir: opts.stack,
           registryMirrors: parseMirrorOptions(opts.registryMirror),
+          packagesFrom: opts.packagesFrom,
         });
         const result = await buildImage(config, log, progress);
         const f = result.artifacts.files;
         return {
           exitCode: ExitCode.ok,
-          result: { image: f.image, zst: f.zst, bmap: f.bmap, manifest: f.manifest, signature: f.signature, rootfsCacheHit: result.rootfsCacheHit, stageSeconds: result.stageSeconds },
+          result: {
+            image: f.image,
+            zst: f.zst,
+            bmap: f.bmap,
+            manifest: f.manifest,
+            signature: f.signature,
+            rootfsCacheHit: result.rootfsCacheHit,
+            packagesPinnedFrom: result.artifacts.manifest.packagesPinnedFrom,
+            stageSeconds: result.stageSeconds,
+          },
           summary: `built ${f.image}\n  also ${f.zst}, ${f.bmap}\n  signed manifest ${f.manifest} (check with: memu verify ${config.outDir})`,
         };
       }),

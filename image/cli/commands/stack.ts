@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import type { RegisterCommand } from '../command.ts';
 import { ExitCode } from '../../host/errors.ts';
 import { cachePaths, memuCacheDir } from '../../host/cache-dir.ts';
-import { checkImagesLocked, lockStack, parsePlatforms, readComposeImages, readImageLock } from '../../stack/lock.ts';
+import { checkStackAsDevice, findStackFiles, stackFilesFromList } from '../../stack/device-stack-check.ts';
+import { checkImagesLocked, lockStack, parsePlatforms, readImageLock } from '../../stack/lock.ts';
 import { CACHE_DIR_HELP, collect, parseMirrorOptions } from '../options.ts';
 
 interface LockOptions {
@@ -20,25 +21,25 @@ export const registerStack: RegisterCommand = (program, run) => {
   stack
     .command('lock')
     .description('resolve every compose image to per-platform digests and write the image lock')
-    .option('--compose <file>', 'compose file (repeatable; later files override earlier ones)', collect)
+    .option('--compose <file>', 'compose file (repeatable): the first is the base, each further one an override a device may apply; default: compose/stack.yml and the overrides beside it', collect)
     .option('--lock <file>', 'image lock to write', 'compose/images.lock.json')
     .option('--platform <list>', 'comma-separated platforms', 'linux/amd64,linux/arm64')
     .option('--registry-mirror <from=to>', 'fetch registry FROM through TO, e.g. docker.io=127.0.0.1:5000 (repeatable; the lock keeps the original names)', collect)
     .option('--cache-dir <dir>', `${CACHE_DIR_HELP}; blobs go to its blobs/, where \`memu build\` reads them`)
     .option('--prefetch', 'also download every layer into the blob cache, so the build needs no registry')
-    .option('--check', 'do not contact registries: fail if the lock does not cover every compose image')
+    .option('--check', 'do not contact registries: check the compose files as the device will load them, and that the lock covers every image')
     .action((opts: LockOptions) =>
       run(async ({ log, progress }) => {
-        const composeFiles = (opts.compose?.length ? opts.compose : ['compose/stack.yml']).map((f) => resolve(f));
+        const stackFiles = opts.compose?.length ? stackFilesFromList(opts.compose) : await findStackFiles(resolve('compose'));
         const lockPath = resolve(opts.lock);
         const platforms = parsePlatforms(opts.platform);
         if (opts.check) {
-          const images = await readComposeImages(composeFiles);
+          const images = await checkStackAsDevice(stackFiles);
           checkImagesLocked(images, await readImageLock(lockPath), platforms);
           return { exitCode: ExitCode.ok, result: { lockPath, locked: images.length }, summary: `every compose image (${images.length}) is locked in ${lockPath}` };
         }
         const { lock, removed } = await lockStack({
-          composeFiles,
+          stackFiles,
           lockPath,
           platforms,
           registryMirrors: parseMirrorOptions(opts.registryMirror),

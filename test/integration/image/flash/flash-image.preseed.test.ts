@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -43,6 +43,16 @@ describe('memu flash --preseed', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/hostname/);
     expect(r.stderr).toMatch(/timezone/);
+    await expect(access(target)).rejects.toThrow();
+  });
+
+  it('refuses a directory given as the settings file before touching the target', async () => {
+    const folder = join(dir, 'settings-folder');
+    await mkdir(folder);
+    const target = join(dir, 'untouched-by-folder.img');
+    const r = await runMemu(['flash', image, target, '--bmap', join(dir, 'disk.bmap'), '--preseed', folder]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/the settings file .*settings-folder is a directory/);
     await expect(access(target)).rejects.toThrow();
   });
 });

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { declaredUncompressedSize } from '../../../../image/flash/compression.ts';
 import type { ImageManifest } from '../../../../image/release/image-manifest.ts';
 import { buildQemuImage, commandResult, runMemu, TEST_CACHE_DIR, type BuildOutput } from '../../../helpers/memu-build.ts';
 
@@ -83,6 +84,11 @@ describe('memu build qemu-amd64', () => {
     expect(manifest.sizes.zstBytes).toBeLessThan(manifest.sizes.mappedBytes);
   });
 
+  it('the .zst records the image size in its frame header, so a flasher can check it before writing', async () => {
+    expect(await declaredUncompressedSize(a.zst, 'zstd')).toBe(manifest.sizes.imageBytes);
+    expect(await sh('zstd', ['-lv', a.zst])).toContain(`(${manifest.sizes.imageBytes} B)`);
+  });
+
   it('`memu verify` passes, and fails naming the file after one byte of any artifact changes', async () => {
     const ok = await runMemu(['--json', 'verify', join(work, 'a')]);
     expect(ok.code).toBe(0);
@@ -125,10 +131,10 @@ describe('memu build qemu-amd64', () => {
   it('a corrupted root filesystem cache is detected and rebuilt, and the rebuilt image is byte-identical', async () => {
     const cached = join(TEST_CACHE_DIR, 'rootfs', manifest.rootfs.key, 'tree');
     await writeFile(join(cached, 'etc/debian_version'), 'tampered\n');
-    const b = await runMemu(['build', 'qemu-amd64', '--out', join(work, 'b')]);
+    const b = await runMemu(['--json', 'build', 'qemu-amd64', '--out', join(work, 'b')]);
     expect(b.code, b.stderr.slice(-3000)).toBe(0);
     expect(b.stderr).toContain('does not match its recorded digest');
-    const out = JSON.parse(b.stdout.trim().split('\n').at(-1)!) as BuildOutput;
+    const out = commandResult<BuildOutput>(b);
     expect(out.rootfsCacheHit).toBe(false);
     await exec('cmp', [a.image, out.image]);
     expect(await readFile(out.manifest, 'utf8')).toBe(await readFile(a.manifest, 'utf8'));

@@ -12,7 +12,18 @@ import {
 import { readPreseed, scrubPreseedSecrets } from '../../../../agent/provisioning/preseed-source.ts';
 import { ExitCode, MemuError } from '../../../../image/host/errors.ts';
 import { writePreseed } from '../../../../image/preseed/write.ts';
-import { corruptBootSector, listFatRoot, makeBareFat, makeGptDisk, putFatFile, readFatFile } from '../../../helpers/fat-disk.ts';
+import {
+  corruptBootSector,
+  fatFreeBytes,
+  fillFat,
+  listFatDirectory,
+  listFatRoot,
+  makeBareFat,
+  makeFatDirectory,
+  makeGptDisk,
+  putFatFile,
+  readFatFile,
+} from '../../../helpers/fat-disk.ts';
 
 const MiB = 1024 * 1024;
 const PASSPHRASE = 'Quokka-Zebra-Secret-4711';
@@ -130,6 +141,88 @@ describe('writePreseed and readPreseed on a GPT disk image', () => {
     expect(err.message).toMatch(/without a FAT partition/);
     expect(await readPreseed({ device: disk.path, log })).toEqual({ state: 'unreadable', reason: expect.stringMatching(/without a FAT partition/) });
     await expectMemuError(writePreseed({ target: join(d, 'missing.img'), settings: settings(), log }), ExitCode.badInput);
+  });
+});
+
+describe('writePreseed refuses a target it cannot write whole, keeping what is there', () => {
+  /** Entries of the FAT root as mtools lists them (directories end in "/"). */
+  const rootWithDirectories = async (path: string, offset: number) => {
+    const { execFile } = await import('node:child_process');
+    return new Promise<string[]>((done, fail) =>
+      execFile('mdir', ['-b', '-a', '-i', `${path}@@${offset}`, '::/'], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }, (err, stdout) =>
+        err ? fail(err) : done(stdout.split('\n').filter((l) => l.startsWith('::/'))),
+      ),
+    );
+  };
+
+  it('refuses a FAT with a directory named memu-preseed.json, writing nothing', async () => {
+    const disk = await makeGptDisk(await caseDir());
+    const offset = disk.offsets[0]!;
+    await makeFatDirectory(disk.path, offset, PRESEED_FILE_NAME);
+    const err = await expectMemuError(writePreseed({ target: disk.path, settings: settings(), log }), ExitCode.badInput);
+    expect(err.message).toMatch(/has a directory named memu-preseed\.json where a file of that name belongs/);
+    expect(err.hint).toMatch(/remove or rename that directory/);
+    expect(await rootWithDirectories(disk.path, offset)).toEqual([`::/${PRESEED_FILE_NAME}/`]);
+    expect(await listFatDirectory(disk.path, offset, PRESEED_FILE_NAME)).toEqual([]);
+  });
+
+  it('refuses a directory under the temporary name too, and keeps the settings already there', async () => {
+    const disk = await makeGptDisk(await caseDir());
+    const offset = disk.offsets[0]!;
+    const old = serializePreseed({ version: 1, hostname: 'old-name' });
+    await putFatFile(disk.path, offset, PRESEED_FILE_NAME, old);
+    await makeFatDirectory(disk.path, offset, 'MEMU-PRESEED.TMP');
+    await expectMemuError(writePreseed({ target: disk.path, settings: settings(), log }), ExitCode.badInput);
+    expect(await readFatFile(disk.path, offset, PRESEED_FILE_NAME)).toBe(old);
+    // The device's scrub writes the same way, and is refused the same way (it retries later).
+    await putFatFile(disk.path, offset, PRESEED_FILE_NAME, serializePreseed(settings()));
+    expect(await scrubPreseedSecrets({ device: disk.path, log })).toEqual({ state: 'failed', reason: expect.stringMatching(/directory named MEMU-PRESEED\.TMP/) });
+  });
+
+  it('refuses a full FAT before writing, saying how much is free and needed, and keeps the old file', async () => {
+    const disk = await makeGptDisk(await caseDir());
+    const offset = disk.offsets[0]!;
+    const old = serializePreseed({ version: 1, hostname: 'old-name' });
+    await putFatFile(disk.path, offset, PRESEED_FILE_NAME, old);
+    await fillFat(disk.path, offset, 0);
+    const err = await expectMemuError(writePreseed({ target: disk.path, settings: settings(), log }), ExitCode.writeError);
+    expect(err.message).toMatch(/^the FAT file system in .* partition 1 at byte 1048576 is full: 0 bytes free, writing memu-preseed\.json needs \d+/);
+    expect(err.hint).toMatch(/the existing settings were kept/);
+    expect(await readFatFile(disk.path, offset, PRESEED_FILE_NAME)).toBe(old);
+    expect(await listFatRoot(disk.path, offset)).toEqual([PRESEED_FILE_NAME, 'FILL']);
+    expect(await readPreseed({ device: disk.path, log })).toEqual({ state: 'valid', settings: { version: 1, hostname: 'old-name' } });
+  });
+
+  it('writes into exactly the space the file needs, counting a stale temporary file as free', async () => {
+    const disk = await makeGptDisk(await caseDir());
+    const offset = disk.offsets[0]!;
+    const data = serializePreseed(settings());
+    const before = await fatFreeBytes(disk.path, offset);
+    await putFatFile(disk.path, offset, PRESEED_TEMP_FILE_NAME, data);
+    const cluster = before - (await fatFreeBytes(disk.path, offset));
+    expect(cluster, 'the settings fit one cluster of this FAT').toBeGreaterThanOrEqual(Buffer.byteLength(data));
+    await fillFat(disk.path, offset, 0);
+    await writePreseed({ target: disk.path, settings: settings(), log });
+    expect(await readFatFile(disk.path, offset, PRESEED_FILE_NAME)).toBe(data);
+  });
+
+  it('keeps the old file when the FAT fills up during the write, and leaves no partial file', async () => {
+    // FAT32 with 512-byte clusters: the root directory's first cluster holds 16 entries. The
+    // volume label takes 1, the old file 3 (a long name), 11 short names and FILL the rest,
+    // so the temporary file's entries need one more cluster, which the space check does not count.
+    const d = await caseDir();
+    const disk = await makeGptDisk(d, [{ type: 'esp', sizeMiB: 40, fat: true, mkfsOptions: ['-F', '32', '-s', '1'] }]);
+    const offset = disk.offsets[0]!;
+    const old = serializePreseed({ version: 1, hostname: 'old-name' });
+    await putFatFile(disk.path, offset, PRESEED_FILE_NAME, old);
+    for (let i = 0; i < 11; i++) await putFatFile(disk.path, offset, `F${i}`, 'x');
+    const needed = Math.ceil(Buffer.byteLength(serializePreseed(settings())) / 512) * 512;
+    await fillFat(disk.path, offset, needed);
+    const err = await expectMemuError(writePreseed({ target: disk.path, settings: settings(), log }), ExitCode.writeError);
+    expect(err.message).toMatch(/filled up while writing memu-preseed\.json: 0 of \d+ bytes were written/);
+    expect(await readFatFile(disk.path, offset, PRESEED_FILE_NAME)).toBe(old);
+    expect(await listFatRoot(disk.path, offset)).not.toContain(PRESEED_TEMP_FILE_NAME);
+    expect(await readPreseed({ device: disk.path, log })).toEqual({ state: 'valid', settings: { version: 1, hostname: 'old-name' } });
   });
 });
 

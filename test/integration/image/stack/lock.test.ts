@@ -11,6 +11,7 @@ import { defaultBuildConfig } from '../../../../image/pipeline/pipeline.ts';
 import { loadProfile } from '../../../../hardware/index.ts';
 import { ExitCode, MemuError } from '../../../../image/host/errors.ts';
 import { createHostLogger } from '../../../../image/host/log.ts';
+import { stackFilesFromList } from '../../../../image/stack/device-stack-check.ts';
 import { lockStack } from '../../../../image/stack/lock.ts';
 import { pushTestImage, startTestRegistry, tamperBlob, type PushedTestImage, type TestRegistry } from '../../../helpers/oci-registry.ts';
 
@@ -90,7 +91,7 @@ describe('memu stack lock (real registry)', () => {
   it('names the service and image when a platform is missing', async () => {
     const file = await compose('missing.yml', { hello: 'memutest/hello:1.0', tool: 'memutest/amd64-only:1' });
     const err = await lockStack({
-      composeFiles: [file],
+      stackFiles: stackFilesFromList([file]),
       lockPath: join(dir, 'missing.lock.json'),
       platforms: ['linux/amd64', 'linux/arm64'],
       registryMirrors: { 'docker.io': registry.host },
@@ -102,14 +103,14 @@ describe('memu stack lock (real registry)', () => {
     // Nothing was written: a failed lock never leaves a half-written file.
     await expect(readFile(join(dir, 'missing.lock.json'))).rejects.toThrow(/ENOENT/);
     // The same image locks fine for the platform it has.
-    const ok = await lockStack({ composeFiles: [file], lockPath: join(dir, 'amd64.lock.json'), platforms: ['linux/amd64'], registryMirrors: { 'docker.io': registry.host }, cacheDir: join(dir, 'cache'), log });
+    const ok = await lockStack({ stackFiles: stackFilesFromList([file]), lockPath: join(dir, 'amd64.lock.json'), platforms: ['linux/amd64'], registryMirrors: { 'docker.io': registry.host }, cacheDir: join(dir, 'cache'), log });
     expect(Object.keys(ok.lock.images)).toHaveLength(2);
   });
 
   it('names the service and image when the registry is unreachable', async () => {
     const file = await compose('down.yml', { hello: 'memutest/hello:1.0' });
     const err = await lockStack({
-      composeFiles: [file],
+      stackFiles: stackFilesFromList([file]),
       lockPath: join(dir, 'down.lock.json'),
       platforms: ['linux/amd64'],
       registryMirrors: { 'docker.io': '127.0.0.1:18399' },
@@ -127,7 +128,7 @@ describe('memu stack lock (real registry)', () => {
     await tamperBlob(registry, victim.configs['linux/arm64']!);
     const file = await compose('tampered.yml', { victim: `${registry.host}/memutest/victim:1` });
     const err = await lockStack({
-      composeFiles: [file],
+      stackFiles: stackFilesFromList([file]),
       lockPath: join(dir, 'tampered.lock.json'),
       platforms: ['linux/amd64', 'linux/arm64'],
       cacheDir: join(dir, 'fresh-cache'),

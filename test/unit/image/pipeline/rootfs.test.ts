@@ -42,4 +42,21 @@ describe('root filesystem cache key', () => {
     expect(args).toContain('--include=docker.io,systemd');
     expect(args.slice(-4, -1)).toEqual(['trixie', '/t', 'http://deb.debian.org/debian']);
   });
+
+  it('keys a pinned root filesystem apart from the unpinned one, and explains the difference', () => {
+    const pinned = { ...key, pinnedPackagesSha256: 'b'.repeat(64) };
+    expect(keyDigest(pinned)).not.toBe(keyDigest(key));
+    expect(explainKeyChange(key, pinned)).toEqual([`pinnedPackagesSha256 (undefined -> "${'b'.repeat(64)}")`]);
+    expect(explainKeyChange(pinned, key)).toEqual([`pinnedPackagesSha256 ("${'b'.repeat(64)}" -> undefined)`]);
+  });
+
+  it('a pinned build installs from the local repository only, and the tree keeps the sources its mirrors give', () => {
+    const args = mmdebstrapArgs(key, '/t', '/debs', { pinnedRepo: '/w/pinned-packages', indexesOut: '/w/indexes' });
+    expect(args).toContain(`--setup-hook=cp "$1/etc/apt/sources.list" '/w/pinned-packages/sources.list.of-the-tree' && echo 'deb [trusted=yes] copy:///w/pinned-packages ./' > "$1/etc/apt/sources.list"`);
+    expect(args).toContain(`--customize-hook=cat '/w/pinned-packages/sources.list.of-the-tree' > "$1/etc/apt/sources.list"`);
+    expect(args).toContain(`--customize-hook=find "$1/var/lib/apt/lists" -maxdepth 1 -name '*_Packages' -exec cp {} '/w/indexes/' ';'`);
+    // The mirror argument, which mmdebstrap writes into the tree's sources.list, is unchanged.
+    expect(args.slice(-3)).toEqual(['trixie', '/t', 'http://deb.debian.org/debian']);
+  });
 });
+

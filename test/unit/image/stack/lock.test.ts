@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IMAGE_LOCK_FORMAT, type ImageLock } from '../../../../shared/contracts/image-lock.ts';
 import { ExitCode, MemuError } from '../../../../image/host/errors.ts';
-import { checkImagesLocked, parsePlatforms, readComposeImages, readImageLock, writeImageLock } from '../../../../image/stack/lock.ts';
+import { checkImagesLocked, parsePlatforms, readImageLock, writeImageLock } from '../../../../image/stack/lock.ts';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 let dir: string;
@@ -20,31 +20,6 @@ const lock: ImageLock = {
     'ghcr.io/immich-app/immich-server:v1.119.0': { platforms: { 'linux/amd64': d('d') } },
   },
 };
-
-describe('readComposeImages', () => {
-  it('collects services.*.image, later files overriding earlier ones', async () => {
-    await writeFile(join(dir, 'a.yml'), 'services:\n  web:\n    image: nginx:1.27\n  db:\n    image: postgres:16\n');
-    await writeFile(join(dir, 'b.yml'), 'services:\n  db:\n    image: postgres:16.4\n  web:\n    environment: { X: "1" }\n');
-    const images = await readComposeImages([join(dir, 'a.yml'), join(dir, 'b.yml')]);
-    expect(images.map(({ service, reference }) => ({ service, reference }))).toEqual([
-      { service: 'web', reference: 'nginx:1.27' },
-      { service: 'db', reference: 'postgres:16.4' },
-    ]);
-  });
-
-  it('refuses build-only services and interpolated image names, naming the service', async () => {
-    await writeFile(join(dir, 'c.yml'), 'services:\n  app:\n    build: .\n');
-    await expect(readComposeImages([join(dir, 'c.yml')])).rejects.toThrow(/service app in .*c\.yml has no image/);
-    await writeFile(join(dir, 'd.yml'), 'services:\n  server:\n    image: ghcr.io/immich-app/immich-server:${IMMICH_VERSION:-release}\n');
-    await expect(readComposeImages([join(dir, 'd.yml')])).rejects.toThrow(/service server .* uses variable interpolation/);
-  });
-
-  it('says which file is missing or not YAML', async () => {
-    await expect(readComposeImages([join(dir, 'nope.yml')])).rejects.toThrow(/cannot read compose file .*nope\.yml: ENOENT/);
-    await writeFile(join(dir, 'bad.yml'), 'services: [\n');
-    await expect(readComposeImages([join(dir, 'bad.yml')])).rejects.toThrow(/bad\.yml is not valid YAML/);
-  });
-});
 
 describe('checkImagesLocked', () => {
   it('passes when every image is locked for every wanted platform', () => {

@@ -65,13 +65,61 @@ describe('supported subset', () => {
 
   it('refuses unsupported nested and top-level keys', async () => {
     const nested = await loadError({ 'compose.yaml': 'services:\n  app:\n    image: a\n    healthcheck:\n      test: "true"\n      start_interval: 1s\n' });
-    expect(nested.message).toContain('service "app": key "healthcheck.start_interval" is not supported');
+    expect(nested.message).toContain('/srv/memu/compose.yaml is invalid: services.app.healthcheck.start_interval: not a known field');
+    expect(nested.location).toEqual({ file: '/srv/memu/compose.yaml', service: 'app', key: 'healthcheck.start_interval' });
+    expect(nested.hint).toMatch(/COMPOSE-SUBSET\.md/);
     const top = await loadError({ 'compose.yaml': 'services: {}\nconfigs:\n  x: {}\n' });
     expect(top.message).toContain('top-level key "configs" is not supported');
     const anonymous = await loadError({ 'compose.yaml': 'services:\n  app:\n    image: a\n    volumes: ["/data"]\n' });
     expect(anonymous.message).toContain('anonymous volumes are not supported');
-    const wrongType = await loadError({ 'compose.yaml': 'services:\n  app:\n    image: a\n    read_only: "yes"\n' });
-    expect(wrongType.message).toContain('service "app": key "read_only"');
+    const wrongType = await loadError({ 'compose.yaml': 'services:\n  app:\n    image: a\n    read_only: "yes"\n    init: 1\n' });
+    // Every schema problem of the file, in the shared wording.
+    expect(wrongType.message).toBe(
+      '/srv/memu/compose.yaml is invalid:\n  - services.app.read_only: Expected boolean, received string\n  - services.app.init: Expected boolean, received number',
+    );
+    expect(wrongType.location).toEqual({ file: '/srv/memu/compose.yaml', service: 'app', key: 'read_only' });
+  });
+
+  it.each([
+    ['profiles', '    profiles: [debug]\n'],
+    ['extends', '    extends: {file: base.yml, service: web}\n'],
+    ['deploy', '    deploy: {resources: {limits: {memory: 64m}}}\n'],
+    ['build', '    build: .\n'],
+  ])('refuses the service key %s, which the device does not run', async (key, yaml) => {
+    const error = await loadError({ 'compose.yaml': `services:\n  app:\n    image: a\n${yaml}` });
+    expect(error.message).toContain(`service "app": key "${key}" is not supported`);
+    expect(error.location).toEqual({ file: '/srv/memu/compose.yaml', service: 'app', key });
+  });
+
+  it('refuses an anonymous volume in either syntax', async () => {
+    const short = await loadError({ 'compose.yaml': 'services:\n  app:\n    image: a\n    volumes: ["/data"]\n' });
+    expect(short.message).toContain('anonymous volumes are not supported');
+    const long = await loadError({ 'compose.yaml': 'services:\n  app:\n    image: a\n    volumes: [{type: volume, target: /data}]\n' });
+    expect(long.location).toMatchObject({ service: 'app', key: 'volumes[0]' });
+  });
+
+  it('takes an image given through a YAML merge key', async () => {
+    const stack = await load({ 'compose.yaml': 'x-base: &base\n  image: registry.test/app:1\nservices:\n  app:\n    <<: *base\n' });
+    expect(stack.services.app!.image).toBe('registry.test/app:1');
+  });
+
+  it('refuses an empty file and a stack without services', async () => {
+    const empty = await loadError({ 'stack.yml': '# nothing yet\n' });
+    expect(empty.message).toMatch(/^\/srv\/memu\/stack\.yml: is empty/);
+    const emptyOverride = await loadError({ 'stack.yml': 'services:\n  app:\n    image: a\n', 'hailo.yml': '' });
+    expect(emptyOverride.message).toMatch(/^\/srv\/memu\/hailo\.yml: is empty/);
+    const none = await loadError({ 'stack.yml': 'services: {}\n' });
+    expect(none.message).toMatch(/^\/srv\/memu\/stack\.yml: defines no services/);
+    // An override that changes nothing says so explicitly, and is fine.
+    expect(Object.keys((await load({ 'stack.yml': 'services:\n  app:\n    image: a\n', 'hailo.yml': 'services: {}\n' })).services)).toEqual(['app']);
+  });
+
+  it('refuses two services whose names differ only in case, in one file or across files', async () => {
+    const one = await loadError({ 'stack.yml': 'services:\n  web:\n    image: a\n  Web:\n    image: b\n' });
+    expect(one.message).toContain('services "web" (/srv/memu/stack.yml) and "Web" (/srv/memu/stack.yml) differ only in letter case');
+    const two = await loadError({ 'stack.yml': 'services:\n  web:\n    image: a\n', 'hailo.yml': 'services:\n  WEB:\n    image: b\n' });
+    expect(two.message).toContain('services "web" (/srv/memu/stack.yml) and "WEB" (/srv/memu/hailo.yml) differ only in letter case');
+    expect(two.location).toEqual({ file: '/srv/memu/hailo.yml', service: 'WEB' });
   });
 
   it('ignores x- extension keys and the obsolete version key, like the compose CLI', async () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   PRESEED_FILE_NAME,
   PRESEED_MAX_BYTES,
+  duplicateJsonKeys,
   normalizeClaimCode,
   parsePreseed,
   preseedSecretFields,
@@ -234,6 +235,56 @@ describe('parsePreseed', () => {
         expect(p).not.toContain('4711');
       }
     }
+  });
+});
+
+describe('duplicate keys', () => {
+  it('refuses two wifi objects instead of keeping the last (which would turn a protected network into an open one)', () => {
+    const text = `{"version": 1, "wifi": {"ssid": "Home", "passphrase": "${PASSPHRASE}", "country": "GB"}, "wifi": {"ssid": "Home", "country": "GB"}}`;
+    const result = parsePreseed(text);
+    expect(result).toEqual({ ok: false, problems: [expect.stringMatching(/^wifi: appears more than once; expected each field once/)] });
+    expect(JSON.stringify(result)).not.toContain('Quokka');
+  });
+
+  it('finds duplicates at any depth, naming each by its path, and still reports the other problems', () => {
+    const text = '{"version": 1, "hostname": "a_b", "wifi": {"ssid": "x", "ssid": "y", "country": "GB"}, "familyName": "A", "familyName": "B"}';
+    const result = parsePreseed(text);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems).toEqual([
+      expect.stringMatching(/^wifi\.ssid: appears more than once/),
+      expect.stringMatching(/^familyName: appears more than once/),
+      expect.stringMatching(/^hostname: contains characters/),
+    ]);
+  });
+
+  it('compares keys as JSON decodes them, looks inside lists, and ignores look-alikes in values', () => {
+    expect(duplicateJsonKeys('{"version": 1, "hostname": "a", "host\\u006eame": "b"}')).toEqual(['hostname']);
+    expect(duplicateJsonKeys('{"a": [{"b": 1}, {"b": 2, "b": 3}], "c": "{\\"c\\": 1, \\"c\\": 2}"}')).toEqual(['a[1].b']);
+    expect(duplicateJsonKeys('{"a": {"x": 1}, "b": {"x": 1}, "s": ["x", "x"]}')).toEqual([]);
+    // Deep nesting neither overflows the stack nor throws.
+    expect(duplicateJsonKeys(`${'['.repeat(30000)}${']'.repeat(30000)}`)).toEqual([]);
+  });
+});
+
+describe('written size', () => {
+  it('refuses settings whose written (indented) form would exceed 64 KiB, though the given file is smaller', () => {
+    const keys = Array.from({ length: 32 }, (_, i) => ed25519Line(`key${i}`));
+    const compact = (settings: Preseed) => JSON.stringify(settings);
+    const settings: Preseed = { version: 1, sshAuthorizedKeys: keys };
+    // Lengthen the last key's comment until the compact file is 50 bytes under the limit.
+    const short = Buffer.byteLength(compact(settings));
+    keys[31] = `${keys[31]}${'c'.repeat(PRESEED_MAX_BYTES - 50 - short)}`;
+    const text = compact(settings);
+    expect(Buffer.byteLength(text)).toBe(PRESEED_MAX_BYTES - 50);
+    expect(Buffer.byteLength(serializePreseed(settings))).toBeGreaterThan(PRESEED_MAX_BYTES);
+    expect(parsePreseed(text)).toEqual({
+      ok: false,
+      problems: [expect.stringMatching(/^memu-preseed\.json: takes \d+ bytes once written out .*; expected at most 65536 bytes \(64 KiB\) in that form/)],
+    });
+    expect(validatePreseed(settings).ok).toBe(false);
+    // One key fewer fits.
+    expect(validatePreseed({ version: 1, sshAuthorizedKeys: keys.slice(0, 30) }).ok).toBe(true);
   });
 });
 

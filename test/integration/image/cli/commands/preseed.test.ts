@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPreseed } from '../../../../../agent/provisioning/preseed-source.ts';
-import { listFatRoot, makeGptDisk, type TestDisk } from '../../../../helpers/fat-disk.ts';
+import { listFatDirectory, listFatRoot, makeFatDirectory, makeGptDisk, type TestDisk } from '../../../../helpers/fat-disk.ts';
 import { REPO_ROOT } from '../../../../helpers/memu-build.ts';
 
 // Runs the real `memu` entry point (needs `registerPreseed` in image/cli/commands/index.ts).
@@ -69,6 +69,45 @@ describe('memu preseed', () => {
     const result = await memu(['preseed', '--image', fresh.path, '--file', bad]);
     expect(result.code).toBe(2);
     expect(await listFatRoot(fresh.path, fresh.offsets[0]!)).toEqual([]);
+  });
+
+  it('reads only a regular file, within the size bound: a directory, a device or a pipe is exit 2', async () => {
+    const folder = join(dir, 'settings-folder');
+    await mkdir(folder);
+    const fifo = join(dir, 'settings.fifo');
+    await new Promise<void>((done, fail) => execFile('mkfifo', [fifo], (err) => (err ? fail(err) : done())));
+    for (const [file, message] of [
+      [folder, /the settings file .*settings-folder is a directory/],
+      ['/dev/zero', /the settings file \/dev\/zero is not a regular file \(a device, pipe or socket\)/],
+      [fifo, /settings\.fifo is not a regular file/],
+    ] as const) {
+      const result = await memu(['--json', 'preseed', '--check', '--file', file]);
+      expect(result.code, `${file}: ${result.stderr}`).toBe(2);
+      expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!)).toMatchObject({ ok: false, exitCode: 2, error: expect.stringMatching(message) });
+    }
+    const big = join(dir, 'big.json');
+    await writeFile(big, `{"version": 1}${' '.repeat(70 * 1024)}`);
+    const tooBig = await memu(['preseed', '--check', '--file', big]);
+    expect(tooBig.code).toBe(2);
+    expect(tooBig.stderr).toMatch(/big\.json is larger than 65536 bytes/);
+  });
+
+  it('refuses duplicate keys, naming the field, without quoting the secret', async () => {
+    const twice = join(dir, 'twice.json');
+    await writeFile(twice, `{"version": 1, "wifi": {"ssid": "Home", "passphrase": "${PASSPHRASE}", "country": "GB"}, "wifi": {"ssid": "Home", "country": "GB"}}`);
+    const result = await memu(['preseed', '--check', '--file', twice]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/wifi: appears more than once/);
+    expect(result.stdout + result.stderr).not.toContain('Quokka');
+  });
+
+  it('refuses, writing nothing, an image whose FAT has a directory named memu-preseed.json', async () => {
+    const target = await makeGptDisk(dir, undefined, 'folder.img');
+    await makeFatDirectory(target.path, target.offsets[0]!, 'memu-preseed.json');
+    const result = await memu(['--json', 'preseed', '--image', target.path, '--file', good]);
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!)).toMatchObject({ ok: false, exitCode: 2, error: expect.stringMatching(/directory named memu-preseed\.json/) });
+    expect(await listFatDirectory(target.path, target.offsets[0]!, 'memu-preseed.json')).toEqual([]);
   });
 
   it('needs exactly one of --image and --device, and the right kind of target for each', async () => {

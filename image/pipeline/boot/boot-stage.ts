@@ -1,0 +1,69 @@
+import type { HardwareProfile } from '../../../hardware/profile.ts';
+import { DISK_LAYOUT_PATH, type DiskLayout } from '../../../shared/contracts/disk-layout.ts';
+import { ExitCode, MemuError } from '../../host/errors.ts';
+import { replaceFile } from '../staging.ts';
+import type { BootBackend, BootOutput, FatPartitionTree } from './boot-backend.ts';
+import { DATA_FSCK_UNIT, dataFsckUnit, fstab } from './data-partition-mount.ts';
+import { uefiSystemdBoot } from './uefi-systemd-boot.ts';
+
+/** A boot backend bound to the profile's firmware, ready for the boot stage. */
+export interface ChosenBootBackend {
+  name: string;
+  prepare(inputs: { tree: string; workDir: string; layout: DiskLayout }): Promise<BootOutput>;
+}
+
+/**
+ * The one place that picks the boot backend for a profile's firmware. Called before any
+ * work starts, so a firmware this release cannot boot fails at once.
+ */
+export function bootBackendFor(profile: HardwareProfile): ChosenBootBackend {
+  const firmware = profile.firmware;
+  switch (firmware.kind) {
+    case 'uefi':
+      return bind(uefiSystemdBoot, profile, firmware);
+    case 'raspberrypi':
+      throw new MemuError(
+        `profile ${profile.name} boots with Raspberry Pi firmware, and its boot backend (config.txt, cmdline.txt, tryboot A/B through autoboot.txt) is not built yet`,
+        ExitCode.badInput,
+        'build a UEFI profile (qemu-amd64, nuc); Raspberry Pi 5 images arrive with the pi5 profile',
+      );
+  }
+}
+
+function bind<F extends HardwareProfile['firmware']>(backend: BootBackend<F>, profile: HardwareProfile, firmware: F): ChosenBootBackend {
+  return { name: backend.name, prepare: (inputs) => backend.prepare({ ...inputs, profile, firmware }) };
+}
+
+/**
+ * Stage: boot. The backend lays out the firmware's FAT trees; whatever the firmware, the
+ * root slot records the disk layout, mounts the data partition by PARTUUID through its
+ * own fsck unit, and gets the backend's fstab lines.
+ */
+export async function prepareBoot(opts: { backend: ChosenBootBackend; tree: string; workDir: string; profile: HardwareProfile; layout: DiskLayout }): Promise<BootOutput> {
+  const { tree, layout } = opts;
+  const boot = await opts.backend.prepare({ tree, workDir: opts.workDir, layout });
+  checkFatPartitions(opts.profile, layout, boot.fatPartitions, opts.backend.name);
+  await replaceFile(tree, 'etc/fstab', fstab(layout, boot.fstabLines));
+  await replaceFile(tree, `etc/systemd/system/${DATA_FSCK_UNIT}`, dataFsckUnit(layout));
+  await replaceFile(tree, DISK_LAYOUT_PATH.slice(1), `${JSON.stringify(layout, null, 2)}\n`);
+  return boot;
+}
+
+/**
+ * Every FAT partition of the layout gets exactly one tree from the backend, except those
+ * the profile ships empty (boot B on a Pi), which stay holes in the image like root B.
+ */
+export function checkFatPartitions(profile: HardwareProfile, layout: DiskLayout, trees: FatPartitionTree[], backendName: string): void {
+  const problems: string[] = [];
+  for (const p of layout.partitions.filter((x) => x.filesystem === 'vfat')) {
+    const shipsEmpty = profile.partitions.find((x) => x.role === p.role)?.shipsEmpty ?? false;
+    const count = trees.filter((t) => t.role === p.role).length;
+    if (!shipsEmpty && count !== 1) problems.push(`FAT partition ${p.role} got ${count} trees, needs 1`);
+    if (shipsEmpty && count > 0) problems.push(`FAT partition ${p.role} ships empty but got a tree`);
+  }
+  for (const t of trees) {
+    const p = layout.partitions.find((x) => x.role === t.role);
+    if (!p || p.filesystem !== 'vfat') problems.push(`a tree for ${t.role}, which is not a FAT partition of this layout`);
+  }
+  if (problems.length) throw new Error(`boot backend ${backendName} does not fit the layout of ${profile.name}: ${problems.join('; ')}`);
+}
