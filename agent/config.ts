@@ -1,11 +1,19 @@
 import { readFileSync } from 'node:fs';
+import { AGENT_DEFAULT_PORT } from '../shared/contracts/agent-api.ts';
 import { STACK_INSTALL_DIR } from '../shared/contracts/stack-files.ts';
 
 /** Agent settings, from the environment (systemd unit / /etc/memu/agent.env) with defaults. */
 export interface AgentConfig {
   version: string;
   port: number;
-  listenHost: string;
+  /** Addresses listened on from the start (MEMU_AGENT_LISTEN, comma-separated): loopback. */
+  listenHosts: string[];
+  /**
+   * Also listen on the Docker bridge's gateway once Docker answers: the address the front
+   * door reaches as host.docker.internal (host-gateway). Never all interfaces: the LAN
+   * reaches the agent only through the front door.
+   */
+  listenOnDockerBridge: boolean;
   /** Mount point of the data partition; provisioning state lives here, not on a root slot. */
   dataDir: string;
   layoutPath: string;
@@ -30,14 +38,15 @@ function agentVersion(): string {
 }
 
 export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const port = Number(env.MEMU_AGENT_PORT ?? 8080);
+  const port = Number(env.MEMU_AGENT_PORT ?? AGENT_DEFAULT_PORT);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new Error(`MEMU_AGENT_PORT must be a TCP port number, got "${env.MEMU_AGENT_PORT}"`);
   }
   return {
     version: agentVersion(),
     port,
-    listenHost: env.MEMU_AGENT_HOST ?? '0.0.0.0',
+    listenHosts: (env.MEMU_AGENT_LISTEN ?? '127.0.0.1').split(',').map((h) => h.trim()).filter(Boolean),
+    listenOnDockerBridge: env.MEMU_AGENT_DOCKER_BRIDGE !== '0',
     dataDir: env.MEMU_DATA_DIR ?? '/var/lib/memu',
     layoutPath: env.MEMU_LAYOUT_PATH ?? '/etc/memu/layout.json',
     sysBlockDir: env.MEMU_SYS_BLOCK_DIR ?? '/sys/class/block',

@@ -22,7 +22,7 @@ process.on('SIGINT', () => void shutdown('SIGINT'));
 
 try {
   await agent.start();
-  log.info({ version: config.version, ...agent.http.address() }, 'memu-agent started');
+  log.info({ version: config.version, listening: agent.http.addresses() }, 'memu-agent started');
   await notifySystemd('READY=1', 'serving');
 } catch (err) {
   log.fatal({ err }, 'memu-agent failed to start');

@@ -1,10 +1,10 @@
-import { chown, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderTemplate } from './template.ts';
 import { generateSynapseSigningKey } from './stack-secrets.ts';
 import { parseStackValues, templateContext, type StackValuesInput } from './stack-values.ts';
-import { writeFileAtomic, type FileOwner } from '../../shared/files/durable-files.ts';
+import { ensureDirectory, writeFileAtomic, type FileOwner } from '../../shared/files/durable-files.ts';
 import { fileIsCurrent } from './write-config-file.ts';
 
 /** Users inside the images that must read their config files (mode 0600). */
@@ -85,6 +85,8 @@ export interface RenderedFile {
 export interface RenderOptions {
   /** The compose directory holding templates/ and postgres/; default: see defaultComposeDir(). */
   composeDir?: string;
+  /** Crash-test hook: `media-store-created`, between creating synapse/media_store and setting its owner. */
+  checkpoint?: (point: 'media-store-created') => Promise<void>;
 }
 
 /**
@@ -136,7 +138,7 @@ export async function renderStackConfig(input: StackValuesInput, outDir: string,
   const dataDir = values.paths.dataDir;
   await ensureDirectory(join(dataDir, 'synapse'), 0o750, SYNAPSE_USER);
   await ensureDirectory(join(dataDir, 'synapse', 'keys'), 0o700, SYNAPSE_USER);
-  await ensureDirectory(join(dataDir, 'synapse', 'media_store'), 0o750, SYNAPSE_USER);
+  await ensureDirectory(join(dataDir, 'synapse', 'media_store'), 0o750, SYNAPSE_USER, () => options.checkpoint?.('media-store-created'));
   for (const dir of ['postgres', 'redis', 'tailscale', 'photos', 'immich-ml-cache', 'ollama']) {
     await ensureDirectory(join(dataDir, dir), 0o700);
   }
@@ -144,11 +146,6 @@ export async function renderStackConfig(input: StackValuesInput, outDir: string,
   const keyCreated = await createOnce(keyPath, generateSynapseSigningKey(), 0o600, SYNAPSE_USER);
   results.push({ path: keyPath, mode: 0o600, secret: true, changed: keyCreated, consumers: ['synapse'] });
   return results;
-}
-
-async function ensureDirectory(path: string, mode: number, owner?: FileOwner): Promise<void> {
-  const created = await mkdir(path, { recursive: true, mode });
-  if (created !== undefined && owner && process.getuid?.() === 0) await chown(path, owner.uid, owner.gid);
 }
 
 /** Writes a key file only if there is none; returns whether it created one. */

@@ -4,12 +4,13 @@ export {
   defaultHostname,
   deviceSettingsPaths,
   readStoredSettings,
+  storedWifiSchema,
   writeStoredAuthorizedKeys,
   writeStoredSettings,
   writeStoredWifi,
   wpaPskFromPassphrase,
 } from './device-settings.ts';
-export type { StoredDeviceSettings } from './device-settings.ts';
+export type { StoredDeviceSettings, StoredWifi } from './device-settings.ts';
 export {
   applyHostname,
   applyStoredDeviceSettings,

@@ -7,9 +7,9 @@ import { healthRoutes } from './routes.ts';
 
 export interface HealthModuleOptions {
   version: string;
-  /** The data partition's mount point, whose size and free space /healthz shows. */
+  /** The data partition's mount point, whose size and free space the report shows. */
   dataDir: string;
-  /** The modules that report into /healthz, in the order their sections appear. */
+  /** The modules that report into the health report, in the order their sections appear. */
   sources: readonly HealthSource[];
   bootIdPath?: string;
 }
@@ -25,16 +25,18 @@ export interface HealthBody {
 
 export interface HealthModule extends AgentModule {
   report(): Promise<HealthBody>;
+  /** The status word alone, the liveness answer. */
+  status(): Promise<HealthStatus>;
   routes: FastifyPluginAsync;
 }
 
-/** The device's health as /healthz answers it: the agent's own facts plus what every module reports. */
+/** The device's health report: the agent's own facts plus what every module reports. */
 export function createHealthModule(opts: HealthModuleOptions, log: Logger): HealthModule {
   let bootId = 'unknown';
   const report = async (): Promise<HealthBody> => {
     const collected = await collectHealth(opts.sources, log);
     return {
-      status: healthStatus(collected.reasons),
+      status: healthStatus(collected),
       reasons: collected.reasons,
       version: opts.version,
       bootId,
@@ -44,6 +46,7 @@ export function createHealthModule(opts: HealthModuleOptions, log: Logger): Heal
       agent: { rssBytes: process.memoryUsage().rss, cpuSeconds: cpuSeconds() },
     };
   };
+  const status = async (): Promise<HealthStatus> => healthStatus(await collectHealth(opts.sources, log));
   return {
     name: 'health',
     async start() {
@@ -51,7 +54,8 @@ export function createHealthModule(opts: HealthModuleOptions, log: Logger): Heal
     },
     async stop() {},
     report,
-    routes: healthRoutes({ report }),
+    status,
+    routes: healthRoutes({ report, status }),
   };
 }
 

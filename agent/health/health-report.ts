@@ -1,8 +1,9 @@
+import type { HealthStatus } from '../../shared/contracts/agent-api.ts';
 import type { Logger } from 'pino';
 
 /**
  * Why the device is not fully well, as one module sees it. Each module contributes its
- * own reasons; /healthz says `degraded` while there is any. The full health model
+ * own reasons; the health report says `degraded` while there is any. The full health model
  * (conditions for risky actions, suggested fixes) builds on these names.
  */
 export interface HealthReason {
@@ -17,12 +18,14 @@ export interface HealthReason {
   message: string;
 }
 
-/** What one module tells /healthz. */
+/** What one module tells the health report. */
 export interface HealthReport {
-  /** Its sections of the /healthz body, by key (`provisioning`, `device`, `stack`). */
+  /** Its sections of the report, by key (`provisioning`, `device`, `stack`). */
   sections: Record<string, unknown>;
   /** Empty when all is well. */
   reasons: HealthReason[];
+  /** The module is still bringing the device up (first-boot provisioning running). */
+  starting?: boolean;
 }
 
 export interface HealthSource {
@@ -31,10 +34,11 @@ export interface HealthSource {
   report(): HealthReport | Promise<HealthReport>;
 }
 
-export type HealthStatus = 'ok' | 'degraded';
+export type { HealthStatus };
 
-export function healthStatus(reasons: readonly HealthReason[]): HealthStatus {
-  return reasons.length > 0 ? 'degraded' : 'ok';
+export function healthStatus(report: Pick<HealthReport, 'reasons' | 'starting'>): HealthStatus {
+  if (report.reasons.length > 0) return 'degraded';
+  return report.starting ? 'starting' : 'ok';
 }
 
 /** Every source's report, merged in order. A source that fails to report is a reason itself. */
@@ -45,6 +49,7 @@ export async function collectHealth(sources: readonly HealthSource[], log: Logge
       const report = await source.report();
       Object.assign(merged.sections, report.sections);
       merged.reasons.push(...report.reasons);
+      if (report.starting) merged.starting = true;
     } catch (err) {
       log.warn({ err, source: source.name }, 'a module could not report its health');
       merged.reasons.push({ source: source.name, code: 'report-failed', message: `${source.name} could not report its health: ${(err as Error).message}` });

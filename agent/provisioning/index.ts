@@ -2,3 +2,4 @@
 export { createProvisioningModule } from './provisioning-module.ts';
 export type { ProvisioningModule, ProvisioningModuleOptions } from './provisioning-module.ts';
 export type { ProvisioningState, ProvisioningStep } from './journal.ts';
+export { agentApiKeyDigest } from './steps/preseed-secrets.ts';

@@ -8,14 +8,14 @@ export function provisioningHealthReasons(state: ProvisioningState): HealthReaso
   return [{ source: 'provisioning', code: 'provisioning-failed', message: `provisioning failed at step ${state.step}: ${state.error}` }];
 }
 
-/** /healthz's `provisioning` (the journal's state) and `device` (what first boot made of it) sections. */
+/** The health report's `provisioning` (the journal's state) and `device` (what first boot made of it) sections. */
 export function provisioningHealth(status: () => ProvisioningState, dataDir: string): HealthSource {
   return {
     name: 'provisioning',
     async report() {
       const state = status();
       const device = await provisioningSummary(dataDir).catch(() => undefined);
-      return { sections: { provisioning: state, device }, reasons: provisioningHealthReasons(state) };
+      return { sections: { provisioning: state, device }, reasons: provisioningHealthReasons(state), starting: state.state === 'pending' || state.state === 'running' };
     },
   };
 }

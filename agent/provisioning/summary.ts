@@ -29,13 +29,15 @@ export async function provisioningSummary(dataDir: string): Promise<Provisioning
     outcome?.fields.forEach((f) => fieldsApplied.add(f));
     if (step !== 'tailscale-join') outcome?.warnings.forEach((w) => warnings.push(w));
   }
+  // read-preseed applies the API key itself (it stores the digest the API checks).
+  if (record?.mode === 'preseed' && record.fields.includes('agentApiKey')) fieldsApplied.add('agentApiKey');
   const scrub = await readStepOutcome(dataDir, 'scrub-preseed');
   scrub?.warnings.forEach((w) => warnings.push(w));
   const tailscale = await readTailscaleRecord(dataDir);
   if (tailscale?.state === 'failed' && tailscale.reason) warnings.push(`Tailscale: ${tailscale.reason}`);
   const tailscaleState: ProvisioningSummary['tailscale'] = tailscale
     ? tailscale.state
-    : record?.mode === 'preseed' && record.settings.tailscaleAuthKey
+    : record?.mode === 'preseed' && record.fields.includes('tailscaleAuthKey')
       ? 'pending'
       : record
         ? 'not-requested'

@@ -57,11 +57,12 @@ export function isServiceUp(s: ServiceStatus): boolean {
   return s.state === 'healthy' || s.state === 'running' || (s.state === 'exited' && s.exitCode === 0);
 }
 
-/** Docker starts after the data partition is mounted; wait for its API. */
-async function waitForDocker(socketPath: string, deadline: number): Promise<void> {
+/** Docker starts after the data partition is mounted; wait for its API (until `deadline`, or `signal` aborts). */
+export async function waitForDocker(socketPath: string, deadline: number, signal?: AbortSignal): Promise<void> {
   const docker = new Docker({ socketPath });
   let last = '';
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     try {
       await docker.ping();
       return;

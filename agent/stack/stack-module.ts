@@ -8,6 +8,7 @@ import { DEVICE_OVERRIDES, STACK_BASE_FILE, STACK_LOCK_FILE } from '../../shared
 import type { HealthSource } from '../health/index.ts';
 import type { AgentModule } from '../module.ts';
 import { bringStackUp, type BringUpTimings } from './bring-up.ts';
+import { dockerBridgeGateway } from './docker-bridge.ts';
 import { createStackReconciler, type ReportedStackStatus, type StackReconciler, type StackReconcilerOptions } from './reconciler.ts';
 import { stackHealthReasons } from './stack-health.ts';
 
@@ -30,8 +31,10 @@ export interface StackModule extends AgentModule {
   startLoop(): void;
   /** Runs `fn` (an update, a backup) while the reconciler holds the stack still; see StackReconciler.runExclusive. */
   runExclusive<T>(reason: string, fn: () => Promise<T>): Promise<T>;
-  /** Its `stack` section of /healthz and why it degrades the device. */
+  /** Its `stack` section of the health report and why it degrades the device. */
   health: HealthSource;
+  /** Docker's bridge gateway (where containers reach the host), once Docker answers; rejects when the module stops first. */
+  dockerBridgeGateway(): Promise<string>;
 }
 
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -61,6 +64,7 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
   let absentReason: string | undefined;
   let bringUpTimings: BringUpTimings | undefined;
   let stopped = false;
+  const stopping = new AbortController();
 
   const readLock = async (): Promise<ImageLock> => imageLockSchema.parse(JSON.parse(await readFile(join(opts.stackDir, STACK_LOCK_FILE), 'utf8')));
   const variables = async (): Promise<Record<string, string>> => {
@@ -103,6 +107,7 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
     },
     async stop() {
       stopped = true;
+      stopping.abort(new Error('the stack module stopped'));
       await reconciler?.stop();
     },
     startLoop() {
@@ -119,6 +124,7 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
         return { sections: { stack: current }, reasons: current.state === 'none' ? [] : stackHealthReasons(current, Date.now()) };
       },
     },
+    dockerBridgeGateway: () => dockerBridgeGateway(opts.dockerSocket, stopping.signal),
     async bringUp(stepLog, timeoutMs = 15 * 60_000) {
       const found = await findStack();
       if (!found) return;

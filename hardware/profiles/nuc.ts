@@ -14,7 +14,8 @@ export const nuc: ProfileInput = {
     kind: 'uefi',
     efiBootFile: 'BOOTX64.EFI',
     systemdBootBinary: 'usr/lib/systemd/boot/efi/systemd-bootx64.efi',
-    kernelCmdline: ['console=tty0', 'quiet'],
+    // panic=10: also reboot after a panic before sysctl.d is read (90-memu.conf sets it after).
+    kernelCmdline: ['console=tty0', 'quiet', 'panic=10'],
   },
   partitions: [
     { role: 'esp', label: 'memu-esp', filesystem: 'vfat', sizeMiB: 512 },

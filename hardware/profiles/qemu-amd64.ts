@@ -10,7 +10,10 @@ export const qemuAmd64: ProfileInput = {
     kind: 'uefi',
     efiBootFile: 'BOOTX64.EFI',
     systemdBootBinary: 'usr/lib/systemd/boot/efi/systemd-bootx64.efi',
-    kernelCmdline: ['console=tty0', 'console=ttyS0,115200', 'systemd.show_status=true'],
+    // panic=10 as on real hardware. no_timer_check: under software emulation on a busy host
+    // the kernel's early check of the timer interrupt can miss it and panic; a VM's timer
+    // is known to work.
+    kernelCmdline: ['console=tty0', 'console=ttyS0,115200', 'systemd.show_status=true', 'panic=10', 'no_timer_check'],
   },
   partitions: [
     { role: 'esp', label: 'memu-esp', filesystem: 'vfat', sizeMiB: 256 },

@@ -12,6 +12,8 @@ export interface ThrowawayDockerd {
   host: string;
   socketPath: string;
   docker: Docker;
+  /** Its network namespace (`/proc/PID/ns/net`): empty, loopback down. */
+  networkNamespace: string;
   /** Stops the daemon (SIGTERM, then waits) and removes its runtime directory. */
   stop(): Promise<void>;
 }
@@ -54,7 +56,10 @@ export async function mountsBelow(dir: string): Promise<string[]> {
 /**
  * Starts a dockerd that touches nothing of the host's engine: no bridge, no iptables,
  * its own daemon.json (empty, so /etc/docker/daemon.json is not read), its own
- * containerd under the exec-root, and the overlay2 driver the device uses.
+ * containerd under the exec-root, and the overlay2 driver the device uses. It runs in a
+ * network namespace of its own (`unshare --net`): a dockerd started with `--bridge none`
+ * deletes any `docker0` interface it sees, which would cut the host engine's containers
+ * off the network. Loading images needs no network.
  */
 export async function startThrowawayDockerd(opts: ThrowawayDockerdOptions): Promise<ThrowawayDockerd> {
   // Short paths: containerd puts unix sockets under the exec-root (108-byte limit).
@@ -77,7 +82,7 @@ export async function startThrowawayDockerd(opts: ThrowawayDockerdOptions): Prom
     '--userland-proxy=false',
     '--log-level', 'warn',
   ];
-  const { child, ended } = startProcess(opts.dockerdPath ?? 'dockerd', args, { stdout: { appendTo: logPath }, stderr: { appendTo: logPath } });
+  const { child, ended } = startProcess('unshare', ['--net', '--', opts.dockerdPath ?? 'dockerd', ...args], { stdout: { appendTo: logPath }, stderr: { appendTo: logPath } });
   const spawnError = ended.then((r) => (r.startError !== undefined ? new Error(r.startError) : undefined));
   const tail = async () => (await readFile(logPath, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
   opts.log.debug({ dataRoot: opts.dataRoot, socketPath, args }, 'starting throwaway dockerd');
@@ -121,5 +126,6 @@ export async function startThrowawayDockerd(opts: ThrowawayDockerdOptions): Prom
       throw new Error(`throwaway dockerd did not answer within ${opts.startTimeoutSeconds ?? 60} s:\n${log}`);
     }
   }
-  return { host: `unix://${socketPath}`, socketPath, docker: new Docker({ socketPath }), stop };
+  // unshare execs dockerd in place, so the child's pid is the daemon's.
+  return { host: `unix://${socketPath}`, socketPath, docker: new Docker({ socketPath }), networkNamespace: `/proc/${child.pid}/ns/net`, stop };
 }

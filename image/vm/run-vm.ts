@@ -5,6 +5,7 @@ import type { HardwareProfile } from '../../hardware/profile.ts';
 import { requireHostTools } from '../host/host-tools.ts';
 import { runCommand, startProcess, type StartedProcess } from '../../shared/process/run-command.ts';
 import type { Logger } from '../host/log.ts';
+import { AGENT_DEFAULT_PORT, AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH, type HealthStatus, type LivenessAnswer } from '../../shared/contracts/agent-api.ts';
 
 /**
  * Boots a Memu image in QEMU (TCG: software emulation, no KVM) with UEFI firmware from
@@ -21,9 +22,14 @@ export interface VmOptions {
   cpus?: number;
   /** No route out of the guest; the port forwards below still work. */
   noNetwork?: boolean;
-  /** Host ports (on 127.0.0.1) forwarded to the agent (8080) and the front door (80). */
-  agentPort: number;
+  /** Host port (on 127.0.0.1) forwarded to the front door (guest port 80), the LAN's way to the agent. */
   httpPort: number;
+  /**
+   * Host port forwarded to the agent's own port (8080) on the guest's LAN address, where
+   * nothing answers: the agent listens only on loopback and the Docker bridge. For tests
+   * that check exactly that.
+   */
+  agentPort?: number;
   /** Keep the overlay from an earlier run in workDir (a second boot of the same disk). */
   reuseDisk?: boolean;
   log: Logger;
@@ -41,7 +47,6 @@ export interface RunningVm {
   reset(): Promise<void>;
 }
 
-const AGENT_GUEST_PORT = 8080;
 const HTTP_GUEST_PORT = 80;
 
 export async function startVm(opts: VmOptions): Promise<RunningVm> {
@@ -64,8 +69,8 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
 
   const netdev = [
     'user,id=net0',
-    `hostfwd=tcp:127.0.0.1:${opts.agentPort}-:${AGENT_GUEST_PORT}`,
     `hostfwd=tcp:127.0.0.1:${opts.httpPort}-:${HTTP_GUEST_PORT}`,
+    ...(opts.agentPort ? [`hostfwd=tcp:127.0.0.1:${opts.agentPort}-:${AGENT_DEFAULT_PORT}`] : []),
     ...(opts.noNetwork ? ['restrict=on'] : []),
   ].join(',');
   const args = [
@@ -145,20 +150,46 @@ async function sendQmp(socketPath: string, command: string): Promise<void> {
   });
 }
 
-/** Polls the agent's /healthz through the port forward until it answers or time runs out. */
-export async function waitForHealthz(port: number, timeoutMs: number, isReady: (body: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + timeoutMs;
+export interface AgentAnswer {
+  /** The liveness word (AGENT_LIVENESS_PATH). */
+  status: HealthStatus;
+  /** The health report (AGENT_HEALTH_PATH), when an API key was given. */
+  report?: Record<string, unknown>;
+}
+
+/**
+ * Asks the agent through the front door, as the LAN does, until `isReady` accepts the
+ * answer or time runs out: the liveness word, plus the health report when `apiKey` is
+ * given. An image without a stack has no front door, so nothing ever answers.
+ */
+export async function waitForAgent(opts: {
+  httpPort: number;
+  apiKey?: string;
+  timeoutMs: number;
+  isReady?: (answer: AgentAnswer) => boolean;
+  /** Between two questions; default 2 s. */
+  pollMs?: number;
+}): Promise<AgentAnswer> {
+  const base = `http://127.0.0.1:${opts.httpPort}`;
+  const isReady = opts.isReady ?? ((a) => a.status !== 'starting');
+  const deadline = Date.now() + opts.timeoutMs;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5000) });
-      const body = (await res.json()) as Record<string, unknown>;
-      last = JSON.stringify(body);
-      if (isReady(body)) return body;
+      const live = await fetch(`${base}${AGENT_LIVENESS_PATH}`, { signal: AbortSignal.timeout(5000) });
+      if (!live.ok) throw new Error(`${AGENT_LIVENESS_PATH} answered HTTP ${live.status}`);
+      const answer: AgentAnswer = { status: ((await live.json()) as LivenessAnswer).status };
+      if (opts.apiKey) {
+        const res = await fetch(`${base}${AGENT_HEALTH_PATH}`, { headers: { authorization: `Bearer ${opts.apiKey}` }, signal: AbortSignal.timeout(5000) });
+        if (res.status === 401) throw new Error(`${AGENT_HEALTH_PATH} refused the API key (HTTP 401): is it the agentApiKey the image was preseeded with?`);
+        answer.report = (await res.json()) as Record<string, unknown>;
+      }
+      last = JSON.stringify(answer.report ?? answer);
+      if (isReady(answer)) return answer;
     } catch (err) {
       last = (err as Error).message;
     }
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 2000));
   }
-  throw new Error(`the agent did not become ready within ${Math.round(timeoutMs / 1000)} s (last: ${last})`);
+  throw new Error(`the agent did not become ready within ${Math.round(opts.timeoutMs / 1000)} s through the front door on ${base} (last: ${last})`);
 }

@@ -19,7 +19,7 @@ export const PRESEED_MAX_BYTES = 64 * 1024;
 export const PRESEED_VERSION = 1;
 
 /** Fields whose values are secrets: never logged, scrubbed from the FAT once consumed. */
-const SECRET_FIELDS = ['wifi.passphrase', 'tailscaleAuthKey', 'claimCode'] as const;
+const SECRET_FIELDS = ['wifi.passphrase', 'tailscaleAuthKey', 'claimCode', 'agentApiKey'] as const;
 export type PreseedSecretField = (typeof SECRET_FIELDS)[number];
 
 export function preseedSecretFields(): readonly PreseedSecretField[] {
@@ -57,6 +57,11 @@ const MAX_SSH_KEYS = 32;
 const CROCKFORD_GROUP = '[0-9A-HJKMNP-TV-Z]{4}';
 const CLAIM_CODE_PATTERN = new RegExp(`^${CROCKFORD_GROUP}(-${CROCKFORD_GROUP}){3}$`);
 
+/** The API key's length and alphabet: base64, base64url and hex keys fit, and none needs quoting in a header. */
+const AGENT_API_KEY_MIN = 32;
+const AGENT_API_KEY_MAX = 128;
+const AGENT_API_KEY_ALPHABET = /^[A-Za-z0-9._~+/=-]*$/;
+
 /** What each field must look like; the second half of every problem message. */
 const EXPECTED: Record<string, string> = {
   '': 'a JSON object with "version": 1 and any of the fields in docs/preseed.md',
@@ -77,6 +82,7 @@ const EXPECTED: Record<string, string> = {
   scrubbedSecrets: `a list of secret field names (${SECRET_FIELDS.join(', ')}); the device writes it, leave it out`,
   'scrubbedSecrets[]': `one of ${SECRET_FIELDS.join(', ')}`,
   claimCode: 'the claim code from the device label: 4 groups of 4 Crockford base32 characters in capitals, e.g. "7K3M-Q9XD-2HFT-B8RW"',
+  agentApiKey: `a key of ${AGENT_API_KEY_MIN}–${AGENT_API_KEY_MAX} characters from A–Z, a–z, 0–9 and . _ ~ + / = - (e.g. the output of "openssl rand -base64 32")`,
 };
 
 // The `message` of each custom issue is the "what is wrong" half of a problem.
@@ -205,6 +211,13 @@ const checkTailscaleAuthKey: Check = (v) => {
 
 const checkClaimCode: Check = (v) => (CLAIM_CODE_PATTERN.test(v) ? undefined : 'is not 4 groups of 4 Crockford base32 characters');
 
+const checkAgentApiKey: Check = (v) => {
+  if (v.length < AGENT_API_KEY_MIN) return `is shorter than ${AGENT_API_KEY_MIN} characters`;
+  if (v.length > AGENT_API_KEY_MAX) return `is longer than ${AGENT_API_KEY_MAX} characters`;
+  if (!AGENT_API_KEY_ALPHABET.test(v)) return 'contains characters other than letters, digits and . _ ~ + / = -';
+  return undefined;
+};
+
 export const preseedSchema = z
   .object({
     version: z.literal(PRESEED_VERSION),
@@ -226,6 +239,8 @@ export const preseedSchema = z
     updateChannel: z.enum(['stable', 'beta', 'dev']).optional(),
     factoryQa: z.boolean().optional(),
     claimCode: checkedString(checkClaimCode).optional(),
+    /** What machine clients (fleet tools, the factory station) present as `Authorization: Bearer <key>` to the agent's API. */
+    agentApiKey: checkedString(checkAgentApiKey).optional(),
     /**
      * Written by the device when it scrubs the file: the secret fields it has stored and
      * removed. Lets a reader tell "consumed" from "never given" (e.g. an open network).

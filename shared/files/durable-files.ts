@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, link, mkdir, open, readdir, readFile, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { chmod, chown, constants, link, mkdir, open, readdir, readFile, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ignoreNotFound } from '../errors.ts';
 
@@ -128,6 +128,19 @@ export async function removeStaleTemporaryFiles(
   }
   if (removed.some((p) => dirname(p) === dir)) await fsyncDirectory(dir);
   return removed;
+}
+
+/**
+ * Makes a directory if it is missing, then applies its mode and owner (as root) every
+ * time, not only when it was created: a crash between mkdir and chown must not leave a
+ * directory that a container user cannot write, for good. `checkpoint` is the crash
+ * tests' point between the two.
+ */
+export async function ensureDirectory(path: string, mode: number, owner?: FileOwner, checkpoint?: () => void | Promise<void>): Promise<void> {
+  await mkdir(path, { recursive: true, mode });
+  await checkpoint?.();
+  await chmod(path, mode);
+  if (owner && process.getuid?.() === 0) await chown(path, owner.uid, owner.gid);
 }
 
 /** Writes a whole file atomically with an exact mode (and owner, as root), making its directory if needed. */

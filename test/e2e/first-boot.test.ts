@@ -1,73 +1,139 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+/**
+ * The whole box under QEMU (TCG), offline, on an 8 GiB drive: the qemu-amd64 image with
+ * a preloaded stack (test/helpers/test-stack.ts, whose front door is a real nginx) and a
+ * preseed carrying the API key. Three boots share one build: the first boot (growth,
+ * stack, who may reach the agent), a second boot of the same drive, and a first boot
+ * hard-reset in the middle of bringing the stack up.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProfile } from '../../hardware/index.ts';
 import type { ImageManifest } from '../../image/release/image-manifest.ts';
+import { createHostLogger } from '../../image/host/log.ts';
+import { startVm, waitForAgent, type RunningVm } from '../../image/vm/run-vm.ts';
+import { AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH } from '../../shared/contracts/agent-api.ts';
 import { buildQemuImage, commandResult, runMemu, type BuildOutput } from '../helpers/memu-build.ts';
-
-interface Healthz {
-  status: string;
-  version: string;
-  bootId: string;
-  provisioning: { state: string; completed: string[]; ranThisBoot?: string[] };
-  data?: { sizeBytes: number; freeBytes: number };
-}
+import { startTestRegistry, type TestRegistry } from '../helpers/oci-registry.ts';
+import { isStackUp, writeTestStack, type StackHealthz } from '../helpers/test-stack.ts';
 
 const GiB = 1024 ** 3;
-const AGENT_PORT = '18480';
-const HTTP_PORT = '18481';
+const HTTP_PORT = 18483;
+const AGENT_PORT = 18482;
+const REGISTRY_PORT = 18350;
+const API_KEY = 'e2e-fleet-key-0123456789-abcdefghijklmnopq';
 
-/** Boots the image under QEMU (TCG) until /healthz reports provisioning done, then powers it off. */
-async function bootUntilHealthy(image: string, workDir: string, extra: string[]): Promise<{ healthz: Healthz; seconds: number }> {
-  const r = await runMemu(['--json', 'vm', image, '--no-network', '--work-dir', workDir, '--agent-port', AGENT_PORT, '--http-port', HTTP_PORT, '--wait-healthy', '--timeout', '900', ...extra], {
-    timeoutMs: 20 * 60_000,
-  });
-  if (r.code !== 0) {
-    const serial = await readFile(join(workDir, 'serial.log'), 'utf8').catch(() => '(no serial log)');
-    throw new Error(`memu vm failed (exit ${r.code}):\n${r.stderr.slice(-2000)}\n--- serial console (end) ---\n${serial.slice(-4000)}`);
-  }
-  const out = commandResult<{ healthz: Healthz; bootToHealthySeconds: number }>(r);
-  return { healthz: out.healthz, seconds: out.bootToHealthySeconds };
+interface Report extends StackHealthz {
+  version: string;
+  bootId: string;
 }
 
-describe('first boot of the qemu-amd64 image (QEMU, no network, 8 GiB drive)', () => {
+describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB drive)', () => {
   let work: string;
+  let registry: TestRegistry;
   let build: BuildOutput;
   let manifest: ImageManifest;
-  let first: Healthz;
+  let vm: RunningVm | undefined;
+  let first: Report | undefined;
+  const log = createHostLogger({ json: true, level: 'warn' });
+  const boot = (workDir: string, extra: { agentPort?: number } = {}) =>
+    startVm({ image: build.image, profile: loadProfile('qemu-amd64'), workDir, diskSizeBytes: 8 * GiB, noNetwork: true, httpPort: HTTP_PORT, log, ...extra });
+  const report = async () => (await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 15 * 60_000, isReady: (a) => isStackUp(a.report!) })).report as unknown as Report;
 
   beforeAll(async () => {
     work = await mkdtemp('/var/tmp/memu-e2e-');
-    build = await buildQemuImage(join(work, 'out'));
+    registry = await startTestRegistry({ port: REGISTRY_PORT });
+    const stackDir = await writeTestStack(registry, join(work, 'stack'));
+    build = await buildQemuImage(join(work, 'out'), ['--stack', stackDir]);
     manifest = JSON.parse(await readFile(build.manifest, 'utf8')) as ImageManifest;
+    // From here on nothing may need the registry: the first boot is offline.
+    await registry.stop();
+    const settings = join(work, 'settings.json');
+    await writeFile(settings, JSON.stringify({ version: 1, hostname: 'memu-e2e', agentApiKey: API_KEY }));
+    const preseed = await runMemu(['--json', 'preseed', '--image', build.image, '--file', settings]);
+    if (preseed.code !== 0) throw new Error(`memu preseed failed (exit ${preseed.code}):\n${preseed.stderr.slice(-2000)}`);
   });
   afterAll(async () => {
+    await vm?.stop(10_000);
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('boots to a running agent that grows the data partition and filesystem to fill the drive', async () => {
-    const { healthz, seconds } = await bootUntilHealthy(build.image, join(work, 'vm'), ['--disk-size', '8G']);
-    first = healthz;
-    expect(healthz.status).toBe('ok');
-    expect(healthz.version).toBe(manifest.version);
-    expect(healthz.provisioning.state).toBe('done');
-    expect(healthz.provisioning.ranThisBoot!.slice(0, 2)).toEqual(['grow-data-partition', 'grow-data-filesystem']);
-    // This image has no stack and no preseed: provisioning still completes, in wizard mode.
-    expect(healthz.provisioning.ranThisBoot).toEqual(expect.arrayContaining(['read-preseed', 'device-secrets', 'bring-stack-up']));
-    const data = manifest.layout.partitions.find((p) => p.role === 'data')!;
-    const shippedBytes = data.sizeBytes;
-    const fullPartition = 8 * GiB - data.startBytes - 1024 * 1024;
-    expect(healthz.data!.sizeBytes).toBeGreaterThan(shippedBytes * 2);
-    // ext4 keeps a few percent for its own metadata; the rest of the drive is the family's.
-    expect(healthz.data!.sizeBytes).toBeGreaterThan(fullPartition * 0.95);
-    expect(healthz.data!.sizeBytes).toBeLessThanOrEqual(fullPartition);
-    console.log(`boot to healthy: ${seconds.toFixed(1)} s; data filesystem ${(healthz.data!.sizeBytes / GiB).toFixed(2)} GiB`);
+  it('records the preloaded images in the manifest, pinned by digest', () => {
+    expect(manifest.containerImages.map((i) => i.service).sort()).toEqual(['api', 'front', 'store', 'web']);
+    for (const image of manifest.containerImages) expect(image.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
-  it('a second boot of the same drive changes nothing: no step runs again, the size stays', async () => {
+  it('first boot: grows the data partition to fill the drive and brings every service up healthy, in dependency order, with no network', async () => {
+    const started = Date.now();
+    vm = await boot(join(work, 'vm1'), { agentPort: AGENT_PORT });
+    const body = await report();
+    first = body;
+    console.log(`boot to all healthy: ${((Date.now() - started) / 1000).toFixed(1)} s; bring-up ${JSON.stringify(body.stack.bringUp)}`);
+    expect(body.status).toBe('ok');
+    expect(body.version).toBe(manifest.version);
+    expect(body.provisioning.ranThisBoot!.slice(0, 2)).toEqual(['grow-data-partition', 'grow-data-filesystem']);
+    expect(body.provisioning.ranThisBoot).toEqual(expect.arrayContaining(['read-preseed', 'scrub-preseed', 'device-secrets', 'bring-stack-up']));
+    expect(Object.fromEntries(Object.entries(body.stack.services!).map(([k, v]) => [k, v.state]))).toEqual({ store: 'healthy', api: 'healthy', web: 'healthy', front: 'healthy' });
+    expect(body.device).toMatchObject({ mode: 'preseed', hostname: 'memu-e2e' });
+    const data = manifest.layout.partitions.find((p) => p.role === 'data')!;
+    const fullPartition = 8 * GiB - data.startBytes - 1024 * 1024;
+    // ext4 keeps a few percent for its own metadata; the rest of the drive is the family's.
+    expect(body.data!.sizeBytes).toBeGreaterThan(fullPartition * 0.95);
+    expect(body.data!.sizeBytes).toBeLessThanOrEqual(fullPartition);
+    const page = await fetch(`http://127.0.0.1:${HTTP_PORT}/`, { signal: AbortSignal.timeout(30_000) });
+    expect((await page.text()).trim()).toBe('memu test stack');
+  });
+
+  it('reaches the agent only through the front door: the liveness word for anyone, the report only with the key, nothing on its own port from the LAN', async () => {
+    expect(vm, 'the first boot must be running').toBeDefined();
+    const live = await fetch(`http://127.0.0.1:${HTTP_PORT}${AGENT_LIVENESS_PATH}`);
+    expect(await live.json()).toEqual({ status: 'ok' });
+    // The front door is a container on the stack's network, reaching the agent on the Docker bridge.
+    const without = await fetch(`http://127.0.0.1:${HTTP_PORT}${AGENT_HEALTH_PATH}`);
+    expect(without.status).toBe(401);
+    const wrong = await fetch(`http://127.0.0.1:${HTTP_PORT}${AGENT_HEALTH_PATH}`, { headers: { authorization: `Bearer ${API_KEY.replace('e2e', 'xyz')}` } });
+    expect(wrong.status).toBe(401);
+    // The guest's LAN address, port 8080: QEMU accepts on the host side, the guest refuses.
+    await expect(fetch(`http://127.0.0.1:${AGENT_PORT}${AGENT_LIVENESS_PATH}`, { signal: AbortSignal.timeout(10_000) })).rejects.toThrow();
+    await vm!.stop(60_000);
+    vm = undefined;
+  });
+
+  it('second boot of the same drive (memu vm --reuse-disk --wait-healthy): no step runs again, the size stays', async () => {
     expect(first, 'the first boot must have succeeded').toBeDefined();
-    const { healthz } = await bootUntilHealthy(build.image, join(work, 'vm'), ['--reuse-disk']);
-    expect(healthz.bootId).not.toBe(first.bootId);
-    expect(healthz.provisioning).toMatchObject({ state: 'done', ranThisBoot: [] });
-    expect(healthz.data!.sizeBytes).toBe(first.data!.sizeBytes);
+    const r = await runMemu(['--json', 'vm', build.image, '--no-network', '--work-dir', join(work, 'vm1'), '--reuse-disk', '--http-port', String(HTTP_PORT), '--wait-healthy', '--api-key', API_KEY, '--timeout', '900'], { timeoutMs: 20 * 60_000 });
+    if (r.code !== 0) {
+      const serial = await readFile(join(work, 'vm1', 'serial.log'), 'utf8').catch(() => '(no serial log)');
+      throw new Error(`memu vm failed (exit ${r.code}):\n${r.stderr.slice(-2000)}\n--- serial console (end) ---\n${serial.slice(-4000)}`);
+    }
+    const out = commandResult<{ status: string; report: Report }>(r);
+    expect(out.status).toBe('ok');
+    expect(out.report.bootId).not.toBe(first!.bootId);
+    expect(out.report.provisioning).toMatchObject({ state: 'done', ranThisBoot: [] });
+    expect(out.report.data!.sizeBytes).toBe(first!.data!.sizeBytes);
+  });
+
+  it('converges after a hard reset in the middle of bringing the stack up', async () => {
+    vm = await boot(join(work, 'vm2'));
+    // The front door is part of the stack, so the agent answers from outside only once
+    // bring-stack-up has started it, until the front door's first healthcheck (5 s) passes.
+    const during = (
+      await waitForAgent({
+        httpPort: HTTP_PORT,
+        apiKey: API_KEY,
+        timeoutMs: 15 * 60_000,
+        pollMs: 250,
+        isReady: (a) => (a.report as unknown as Report).provisioning.state !== 'pending',
+      })
+    ).report as unknown as Report;
+    expect(during.provisioning).toMatchObject({ state: 'running', step: 'bring-stack-up' });
+    await vm.reset();
+    const body = await report();
+    const before = during.provisioning.completed ?? [];
+    expect(before).toEqual(expect.arrayContaining(['grow-data-partition', 'read-preseed', 'device-secrets']));
+    // No step journaled before the reset runs again after it; the interrupted one resumes.
+    expect(body.provisioning.ranThisBoot!.filter((step) => before.includes(step))).toEqual([]);
+    expect(Object.values(body.stack.services!).map((s) => s.state)).toEqual(['healthy', 'healthy', 'healthy', 'healthy']);
+    expect((await (await fetch(`http://127.0.0.1:${HTTP_PORT}/`, { signal: AbortSignal.timeout(30_000) })).text()).trim()).toBe('memu test stack');
   });
 });

@@ -136,6 +136,11 @@ function run(cmd: string, args: string[], input?: string | Buffer): Promise<void
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
       else resolve();
     });
+    // A tool that does not read its input (mkfs.vfat) may exit before it is written: its
+    // exit status, reported above, is what counts, not the broken pipe.
+    child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin?.end(input ?? '');
   });
 }

@@ -42,6 +42,8 @@ export interface PushTestImageOptions {
   mediaTypes?: 'oci' | 'docker';
   /** Adds a layer holding this host directory's contents under `/payload` (benchmarks use it for size). */
   extraLayerDir?: string;
+  /** Adds a layer holding this host directory's contents at `/` (a program and its libraries). */
+  rootLayerDir?: string;
 }
 
 export interface PushedTestImage {
@@ -128,6 +130,42 @@ export async function startTestRegistry(opts: { port?: number } = {}): Promise<T
     throw err;
   }
   return { url, host, storageDir, stop };
+}
+
+/**
+ * Serves `registry`'s storage a second time, at the same address inside another network
+ * namespace (a throwaway dockerd's, which cannot see the host's 127.0.0.1). Brings that
+ * namespace's loopback up. Returns a function that stops it.
+ */
+export async function serveRegistryInNamespace(registry: TestRegistry, networkNamespace: string): Promise<() => Promise<void>> {
+  const dir = await mkdtemp(join(tmpdir(), 'memu-registry-ns-'));
+  const configPath = join(dir, 'config.yml');
+  await writeFile(
+    configPath,
+    ['version: 0.1', 'log: { level: error, accesslog: { disabled: true } }', 'storage:', `  filesystem: { rootdirectory: ${JSON.stringify(registry.storageDir)} }`, 'http:', `  addr: ${registry.host}`, '  secret: memu-test-registry', ''].join('\n'),
+  );
+  const inNamespace = (command: string[]) => ['--net=' + networkNamespace, '--', ...command];
+  await run('nsenter', inNamespace(['ip', 'link', 'set', 'lo', 'up']));
+  const child = spawn('nsenter', inNamespace(['/usr/bin/docker-registry', 'serve', configPath]), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; ; i++) {
+    const up = await run('nsenter', inNamespace(['curl', '-sf', '-o', '/dev/null', `${registry.url}/v2/`])).then(() => true, () => false);
+    if (up) return stop;
+    if (child.exitCode !== null || i > 100) {
+      await stop();
+      throw new Error(`docker-registry did not start in ${networkNamespace}: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Path of a blob's (or manifest's) bytes in the registry's filesystem storage. */
@@ -291,6 +329,7 @@ export async function pushTestImage(registry: Pick<TestRegistry, 'url'>, opts: P
         );
         tars.push(stdout);
       }
+      if (opts.rootLayerDir) tars.push(await tarDirectory(opts.rootLayerDir));
     } finally {
       await rm(marker, { recursive: true, force: true });
     }

@@ -1,22 +1,27 @@
+import type { HealthStatus } from '../../shared/contracts/agent-api.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runMemu } from './memu-build.ts';
+import { pushFrontDoorImage } from './front-door-image.ts';
 import { pushTestImage, type TestRegistry } from './oci-registry.ts';
 
 /**
- * A small stack with a dependency chain: web waits for api to be healthy, api waits for
- * store. All from one busybox test image in a real local registry, pinned by digest.
+ * A small stack with a dependency chain and a front door: front waits for web to be
+ * healthy, web for api, api for store. store, api and web are one busybox test image;
+ * front is a real nginx (Debian's, see front-door-image.ts) that publishes port 80,
+ * checked every 5 s (so the box is seen from outside for a few seconds before it is up),
+ * serves web's page at / and forwards /admin/ to the agent on the host, as the family
+ * stack's front door does. All from a real local registry, pinned by digest.
  */
-export function stackYaml(image: string): string {
-  const common = `    image: ${image}
-    restart: unless-stopped
+export function stackYaml(images: { busybox: string; front: string }): string {
+  const common = `    restart: unless-stopped
     mem_limit: 64m
     logging:
       driver: local
       options: { max-size: 1m, max-file: "2" }`;
-  const healthcheck = (test: string) => `    healthcheck:
+  const healthcheck = (test: string, interval = '2s') => `    healthcheck:
       test: ${test}
-      interval: 2s
+      interval: ${interval}
       timeout: 2s
       retries: 15`;
   /** A busybox httpd serving `body`, healthy once it answers on `port`. */
@@ -25,38 +30,51 @@ ${healthcheck(`["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:${port
   return `name: memu-test
 services:
   store:
+    image: ${images.busybox}
 ${common}
     command: ["sh", "-c", "sleep 3; echo ok > /tmp/ready; while true; do sleep 3600; done"]
 ${healthcheck('["CMD", "test", "-f", "/tmp/ready"]')}
   api:
+    image: ${images.busybox}
 ${common}
     depends_on:
       store: { condition: service_healthy }
 ${httpd(8081, 'api-ok')}
   web:
+    image: ${images.busybox}
 ${common}
     depends_on:
       api: { condition: service_healthy }
+${httpd(8082, "'memu test stack'")}
+  front:
+    image: ${images.front}
+${common}
+    depends_on:
+      web: { condition: service_healthy }
     ports: ["80:80"]
-${httpd(80, "'memu test stack'")}
+    extra_hosts: ["host.docker.internal:host-gateway"]
+${healthcheck('["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/healthz"]', '5s')}
 `;
 }
 
 /**
- * Pushes the busybox test image to `registry`, writes the stack into `dir` and pins it with
- * the real `memu stack lock`. Returns `dir`, ready for `memu build --stack`.
+ * Pushes the test images to `registry`, writes the stack into `dir` and pins it with the
+ * real `memu stack lock` (for linux/amd64: the front door image is the host's nginx).
+ * Returns `dir`, ready for `memu build --stack`.
  */
 export async function writeTestStack(registry: TestRegistry, dir: string): Promise<string> {
   await pushTestImage(registry, { repo: 'memu-test/busybox', tag: '1', platforms: ['linux/amd64', 'linux/arm64'] });
+  const front = await pushFrontDoorImage(registry);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'stack.yml'), stackYaml(`${registry.host}/memu-test/busybox:1`));
-  const lock = await runMemu(['stack', 'lock', '--compose', join(dir, 'stack.yml'), '--lock', join(dir, 'images.lock.json'), '--platform', 'linux/amd64,linux/arm64']);
+  await writeFile(join(dir, 'stack.yml'), stackYaml({ busybox: `${registry.host}/memu-test/busybox:1`, front }));
+  const lock = await runMemu(['stack', 'lock', '--compose', join(dir, 'stack.yml'), '--lock', join(dir, 'images.lock.json'), '--platform', 'linux/amd64']);
   if (lock.code !== 0) throw new Error(`memu stack lock failed (exit ${lock.code}):\n${lock.stderr.slice(-2000)}`);
   return dir;
 }
 
+/** The agent's health report (AGENT_HEALTH_PATH), the parts these tests read. */
 export interface StackHealthz {
-  status: 'ok' | 'degraded';
+  status: HealthStatus;
   /** Why the device is degraded, one per problem (empty when ok). */
   reasons: { source: string; code: string; message: string }[];
   provisioning: { state: string; step?: string; completed?: string[]; ranThisBoot?: string[] };
@@ -68,7 +86,8 @@ export interface StackHealthz {
     bringUp?: { dockerReadySeconds: number; imagesAvailableSeconds: number; stackUpSeconds: number };
   };
   agent?: { rssBytes: number; cpuSeconds: number };
-  device?: { mode: string; reason?: string };
+  device?: { mode: string; reason?: string; hostname?: string };
+  data?: { sizeBytes: number; freeBytes: number };
 }
 
 /** Provisioning done and every service of the stack up. */

@@ -45,6 +45,7 @@ export interface FirstBootContext extends RootEffects {
 /** Where first-boot state lives on the data partition (never on a root slot). */
 export function firstBootPaths(dataDir: string) {
   const agentDir = join(dataDir, 'agent');
+  const secretsDir = join(dataDir, 'secrets');
   return {
     agentDir,
     journal: join(agentDir, 'provisioning.json'),
@@ -52,7 +53,12 @@ export function firstBootPaths(dataDir: string) {
     preseedRecord: join(agentDir, 'preseed.json'),
     /** One small JSON per step: what it applied and any warnings (no secret values). */
     outcomesDir: join(agentDir, 'first-boot'),
-    secretsDir: join(dataDir, 'secrets'),
+    /** Directory 0700, files 0600: the device's own secrets and what it keeps of the preseed's. */
+    secretsDir,
+    /** The preseeded Tailscale auth key, kept only until tailscale-join has used it. */
+    tailscaleAuthKey: join(secretsDir, 'tailscale-auth-key'),
+    /** SHA-256 (hex) of the preseeded agentApiKey; absent when none was preseeded. */
+    agentApiKeyDigest: join(secretsDir, 'agent-api-key.sha256'),
     settingsDir: join(dataDir, 'device-settings'),
     configDir: join(dataDir, 'config'),
   };

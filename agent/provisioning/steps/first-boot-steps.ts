@@ -13,7 +13,8 @@ export type { FirstBootContext } from './first-boot-context.ts';
  * idempotent and may be cut off at any instant (test/integration/agent/provisioning/first-boot.crash.test.ts).
  * They run after grow-data-partition and grow-data-filesystem (provisioning-module.ts).
  *
- *   read-preseed         FAT preseed → <dataDir>/agent/preseed.json (or wizard mode + reason)
+ *   read-preseed         FAT preseed → <dataDir>/agent/preseed.json, no secret as given (or wizard mode + reason),
+ *                        and the Tailscale key and the API key's digest → <dataDir>/secrets/
  *   scrub-preseed        secrets removed from the FAT copy (only after the step above is journaled)
  *   device-settings      hostname, time zone, locale → <dataDir>/device-settings, applied to the root slot
  *   network              Wi-Fi → systemd-networkd + wpa_supplicant (no-op without Wi-Fi)
@@ -22,7 +23,7 @@ export type { FirstBootContext } from './first-boot-context.ts';
  *   render-stack-config  <dataDir>/config/* via agent/config-templates
  *   … ctx.stackSteps …   bring-stack-up: tailscaled runs in the stack (memu_tailscale),
  *                        so the join needs the stack up
- *   tailscale-join       LocalAPI login with the preseeded auth key; a failure is recorded, not fatal
+ *   tailscale-join       LocalAPI login with the preseeded auth key, deleted once used; a failure is recorded, not fatal
  */
 export const FIRST_BOOT_STEP_NAMES = [
   'read-preseed',

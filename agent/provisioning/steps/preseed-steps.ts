@@ -1,15 +1,18 @@
 import type { Logger } from 'pino';
-import { PRESEED_FILE_NAME, preseedSecretFields, presentPreseedFields } from '../../../shared/contracts/preseed.ts';
+import { PRESEED_FILE_NAME, preseedSecretFields } from '../../../shared/contracts/preseed.ts';
 import { readPreseed, scrubPreseedSecrets } from '../preseed-source.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
 import { removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { wipeFatFreeSpace } from './fat-wipe.ts';
-import { PRESEED_RECORD_FORMAT, readPreseedRecord, writePreseedRecord, writeStepOutcome, type PreseedRecord } from './preseed-record.ts';
+import { PRESEED_RECORD_FORMAT, preseedRecordFrom, readPreseedRecord, writePreseedRecord, writeStepOutcome, type PreseedRecord } from './preseed-record.ts';
+import { storePreseedSecrets } from './preseed-secrets.ts';
 
 /**
- * read-preseed: copy the validated preseed (secrets included) to the ext4 data partition, or
- * record wizard mode with the reason. Once a record exists it is never re-read from the
- * FAT: the FAT copy may already be scrubbed, and the ext4 copy is the source of truth.
+ * read-preseed: keep what the later steps need of the validated preseed on the ext4 data
+ * partition (the record, and the secrets kept in secrets/: preseed-secrets.ts), or record
+ * wizard mode with the reason. No secret reaches ext4 as given except the Tailscale auth
+ * key, which tailscaled needs as it is. Once a record exists the FAT is never read again:
+ * it may already be scrubbed, and the ext4 record is the source of truth.
  */
 export async function readPreseedStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const paths = firstBootPaths(ctx.dataDir);
@@ -27,7 +30,8 @@ export async function readPreseedStep(ctx: FirstBootContext, log: Logger): Promi
     const result = await readPreseed({ device: ctx.fatDevice, log });
     switch (result.state) {
       case 'valid':
-        record = { format: PRESEED_RECORD_FORMAT, mode: 'preseed', source: ctx.fatDevice, settings: result.settings };
+        await storePreseedSecrets(ctx, result.settings);
+        record = await preseedRecordFrom(ctx.fatDevice, result.settings);
         break;
       case 'absent':
         record = wizard(`no ${PRESEED_FILE_NAME} on the FAT partition`, []);
@@ -44,7 +48,7 @@ export async function readPreseedStep(ctx: FirstBootContext, log: Logger): Promi
   await fault(ctx, 'read-preseed:before-record');
   await writePreseedRecord(ctx.dataDir, record);
   if (record.mode === 'wizard') log.warn({ reason: record.reason }, 'no usable first-boot settings: the setup wizard will ask for them');
-  else log.info({ fields: presentPreseedFields(record.settings) }, 'first-boot settings stored on the data partition');
+  else log.info({ fields: record.fields }, 'first-boot settings stored on the data partition');
   await recordOutcome(ctx, record);
 }
 
@@ -55,14 +59,14 @@ function wizard(reason: string, problems: string[]): PreseedRecord {
 async function recordOutcome(ctx: FirstBootContext, record: PreseedRecord): Promise<void> {
   await writeStepOutcome(ctx.dataDir, {
     step: 'read-preseed',
-    fields: record.mode === 'preseed' ? presentPreseedFields(record.settings) : [],
+    fields: record.mode === 'preseed' ? record.fields : [],
     warnings: record.mode === 'wizard' ? [record.reason] : [],
   });
 }
 
 /**
  * scrub-preseed: remove the secrets from the FAT copy. Runs only after read-preseed is recorded in
- * the journal, i.e. after the secrets are durably on ext4. Also scrubs an invalid but
+ * the journal, i.e. after what the device keeps of the secrets is durably on ext4. Also scrubs an invalid but
  * parseable file (it may hold a good passphrase): the wizard asks for those again.
  * A failed write is retried (the journal step fails); a file that cannot be parsed is
  * left alone with a warning (there is nothing we can find in it).
@@ -79,7 +83,7 @@ export async function scrubPreseedStep(ctx: FirstBootContext, log: Logger): Prom
   // Described from the ext4 record, not from this call's result: a rerun after a crash
   // finds the file already clean, and must record the same outcome (and still wipe).
   const record = await readPreseedRecord(ctx.dataDir);
-  const stored = record?.mode === 'preseed' ? presentPreseedFields(record.settings) : [];
+  const stored = record?.mode === 'preseed' ? record.fields : [];
   const hadSecrets = result.state === 'scrubbed' || preseedSecretFields().some((f) => stored.includes(f));
   if (result.state !== 'unreadable' && hadSecrets) {
     // The deleted file's clusters still hold the secrets until overwritten. Without

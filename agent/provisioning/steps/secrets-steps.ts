@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { access, chown, mkdir } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { generateClaimCode, hashClaimCode } from '../../claim-code/index.ts';
 import {
   defaultComposeDir,
   generateStackSecrets,
@@ -12,10 +12,9 @@ import {
   type StackSecrets,
   type StackValuesInput,
 } from '../../config-templates/index.ts';
-import { normalizeClaimCode } from '../../../shared/contracts/preseed.ts';
 import { readStoredSettings } from '../../device-settings/index.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
-import { createFileOnce, readTextIfPresent, removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
+import { createFileOnce, ensureDirectory, readTextIfPresent, removeStaleTemporaryFiles } from '../../../shared/files/durable-files.ts';
 import { preseedSettings, writeStepOutcome } from './preseed-record.ts';
 
 /**
@@ -29,29 +28,22 @@ export const DEVICE_SECRET_FILES = {
   stack: 'stack-secrets.json',
   /** Synapse's server signing key; copied once to <dataDir>/synapse/keys/signing.key. */
   synapseSigningKey: 'synapse-signing.key',
-  /** The agent's own session/API signing key. */
-  agentApiKey: 'agent-api-key',
-  /** The claim code the setup wizard asks for (from the preseed, else generated; printed on the label by factory QA). */
+  /**
+   * Only when no claim code was preseeded: the code generated here, in plaintext, because
+   * the device's console must show it to the person setting it up. A preseeded code is
+   * on the label already and is never stored as given.
+   */
   claimCode: 'claim-code',
+  /** hashClaimCode() of the claim code, preseeded or generated: what a typed code is checked against (verifyClaimCode). */
+  claimCodeHash: 'claim-code.scrypt',
 } as const;
-
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-
-/** 80 random bits as 4 groups of 4 Crockford base32 symbols (the claim code format of shared/contracts/preseed.ts). */
-export function generateClaimCode(): string {
-  const bytes = randomBytes(10);
-  let bits = 0n;
-  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
-  let symbols = '';
-  for (let i = 15; i >= 0; i--) symbols += CROCKFORD[Number((bits >> BigInt(i * 5)) & 31n)];
-  return symbols.match(/.{4}/g)!.join('-');
-}
 
 export interface DeviceSecrets {
   stack: StackSecrets;
   synapseSigningKey: string;
-  agentApiKey: string;
-  claimCode: string;
+  claimCodeHash: string;
+  /** Undefined when the claim code was preseeded. */
+  generatedClaimCode?: string;
 }
 
 /** Reads the stored secrets; throws naming the file when one is missing or damaged. */
@@ -67,27 +59,28 @@ export async function readDeviceSecrets(dataDir: string): Promise<DeviceSecrets>
   return {
     stack: stack.data,
     synapseSigningKey: await read(DEVICE_SECRET_FILES.synapseSigningKey),
-    agentApiKey: (await read(DEVICE_SECRET_FILES.agentApiKey)).trim(),
-    claimCode: (await read(DEVICE_SECRET_FILES.claimCode)).trim(),
+    claimCodeHash: (await read(DEVICE_SECRET_FILES.claimCodeHash)).trim(),
+    generatedClaimCode: (await readTextIfPresent(join(dir, DEVICE_SECRET_FILES.claimCode)))?.trim(),
   };
 }
 
 /** device-secrets: every per-device secret, each created once. */
 export async function deviceSecretsStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const dir = firstBootPaths(ctx.dataDir).secretsDir;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensureDirectory(dir, 0o700);
   await removeStaleTemporaryFiles(dir);
-  const preseed = await preseedSettings(ctx.dataDir);
-  const presetClaimCode = preseed.claimCode ? normalizeClaimCode(preseed.claimCode) : undefined;
-  const wanted: [string, () => string][] = [
+  const presetHash = (await preseedSettings(ctx.dataDir)).claimCodeHash;
+  const generatedClaimCode = async () => (await readFile(join(dir, DEVICE_SECRET_FILES.claimCode), 'utf8')).trim();
+  // In this order: a generated claim code's hash is made from the code as stored.
+  const wanted: [string, () => string | Promise<string>][] = [
     [DEVICE_SECRET_FILES.stack, () => `${JSON.stringify(generateStackSecrets(), null, 2)}\n`],
     [DEVICE_SECRET_FILES.synapseSigningKey, generateSynapseSigningKey],
-    [DEVICE_SECRET_FILES.agentApiKey, () => `${randomBytes(32).toString('base64url')}\n`],
-    [DEVICE_SECRET_FILES.claimCode, () => `${presetClaimCode ?? generateClaimCode()}\n`],
+    ...(presetHash ? [] : [[DEVICE_SECRET_FILES.claimCode, () => `${generateClaimCode()}\n`] as [string, () => string]]),
+    [DEVICE_SECRET_FILES.claimCodeHash, async () => `${presetHash ?? (await hashClaimCode(await generatedClaimCode()))}\n`],
   ];
   const created: string[] = [];
   for (const [name, generate] of wanted) {
-    const result = await createFileOnce(join(dir, name), generate(), {
+    const result = await createFileOnce(join(dir, name), await generate(), {
       mode: 0o600,
       checkpoint: (point) => fault(ctx, `device-secrets:${name}:${point}`),
     });
@@ -96,9 +89,9 @@ export async function deviceSecretsStep(ctx: FirstBootContext, log: Logger): Pro
   log.info({ created, kept: wanted.map(([n]) => n).filter((n) => !created.includes(n)) }, 'per-device secrets ready');
   await writeStepOutcome(ctx.dataDir, {
     step: 'device-secrets',
-    fields: presetClaimCode ? ['claimCode'] : [],
+    fields: presetHash ? ['claimCode'] : [],
     warnings: [],
-    claimCodeSource: presetClaimCode ? 'preseed' : 'generated',
+    claimCodeSource: presetHash ? 'preseed' : 'generated',
   });
 }
 
@@ -121,8 +114,8 @@ export async function renderStackConfigStep(ctx: FirstBootContext, log: Logger):
   // creates a key when there is none, so placing ours first makes it the server's key.
   const synapseDir = join(ctx.dataDir, 'synapse');
   const keysDir = join(synapseDir, 'keys');
-  await ensureOwnedDirectory(synapseDir, 0o750);
-  await ensureOwnedDirectory(keysDir, 0o700);
+  await ensureDirectory(synapseDir, 0o750, SYNAPSE_USER);
+  await ensureDirectory(keysDir, 0o700, SYNAPSE_USER);
   await removeStaleTemporaryFiles(keysDir);
   await createFileOnce(join(keysDir, 'signing.key'), secrets.synapseSigningKey, { mode: 0o600, owner: SYNAPSE_USER });
   await fault(ctx, 'render-stack-config:after-signing-key');
@@ -133,13 +126,7 @@ export async function renderStackConfigStep(ctx: FirstBootContext, log: Logger):
     paths: { ...ctx.stackValues?.paths, dataDir: ctx.dataDir },
     secrets: secrets.stack,
   };
-  const files = await renderStackConfig(values, paths.configDir, { composeDir });
+  const files = await renderStackConfig(values, paths.configDir, { composeDir, checkpoint: (point) => fault(ctx, `render-stack-config:${point}`) });
   log.info({ files: files.length, changed: files.filter((f) => f.changed).length }, 'stack config rendered');
   await writeStepOutcome(ctx.dataDir, { step: 'render-stack-config', fields: [], warnings: [] });
-}
-
-async function ensureOwnedDirectory(path: string, mode: number): Promise<void> {
-  await mkdir(path, { recursive: true, mode });
-  // Every time, not only on creation: a crash between mkdir and chown must not stick.
-  if (process.getuid?.() === 0) await chown(path, SYNAPSE_USER.uid, SYNAPSE_USER.gid);
 }

@@ -13,7 +13,6 @@ import {
   writeStoredSettings,
   writeStoredWifi,
   writeWifi,
-  wpaPskFromPassphrase,
   type StoredDeviceSettings,
 } from '../../device-settings/index.ts';
 import { fault, type FirstBootContext } from './first-boot-context.ts';
@@ -51,7 +50,7 @@ export async function deviceSettingsStep(ctx: FirstBootContext, log: Logger): Pr
   await writeStepOutcome(ctx.dataDir, { step: 'device-settings', fields, warnings: [], hostname: settings.hostname, hostnameSource: settings.hostnameSource });
 }
 
-/** network: Wi-Fi from the preseed (systemd-networkd + wpa_supplicant); no-op without Wi-Fi. */
+/** network: Wi-Fi from the preseed (systemd-networkd + wpa_supplicant), with the key derived at read-preseed; no-op without Wi-Fi. */
 export async function networkStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   const { wifi } = await preseedSettings(ctx.dataDir);
   if (!wifi) {
@@ -63,13 +62,12 @@ export async function networkStep(ctx: FirstBootContext, log: Logger): Promise<v
   await removeStaleTemporaryFiles(join(ctx.rootDir, 'etc/systemd/network'), { only: ['70-memu-wifi.network'] });
   await removeStaleTemporaryFiles(join(ctx.rootDir, 'etc/wpa_supplicant'), { only: ['wpa_supplicant-'] });
   await removeStaleTemporaryFiles(join(ctx.rootDir, 'etc/systemd/system/multi-user.target.wants'), { only: ['wpa_supplicant@'] });
-  const stored = { ssid: wifi.ssid, country: wifi.country, psk: wifi.passphrase ? wpaPskFromPassphrase(wifi.passphrase, wifi.ssid) : undefined };
-  await writeStoredWifi(ctx.dataDir, stored);
+  await writeStoredWifi(ctx.dataDir, wifi);
   await fault(ctx, 'network:after-store');
   const wifiInterface = await findWifiInterface(ctx);
-  if (await writeWifi(ctx.rootDir, wifiInterface, stored)) await ctx.reloadNetwork?.(wifiInterface);
-  log.info({ wifiInterface, country: wifi.country, open: !wifi.passphrase }, 'Wi-Fi configured');
-  const fields = ['wifi.ssid', 'wifi.country', ...(wifi.passphrase ? ['wifi.passphrase'] : [])];
+  if (await writeWifi(ctx.rootDir, wifiInterface, wifi)) await ctx.reloadNetwork?.(wifiInterface);
+  log.info({ wifiInterface, country: wifi.country, open: !wifi.psk }, 'Wi-Fi configured');
+  const fields = ['wifi.ssid', 'wifi.country', ...(wifi.psk ? ['wifi.passphrase'] : [])];
   await writeStepOutcome(ctx.dataDir, { step: 'network', fields, warnings: [], wifiInterface });
 }
 

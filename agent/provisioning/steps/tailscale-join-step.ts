@@ -5,7 +5,8 @@ import { readStoredSettings } from '../../device-settings/index.ts';
 import { joinTailnet } from '../../tailscale/index.ts';
 import { fault, firstBootPaths, type FirstBootContext } from './first-boot-context.ts';
 import { readJsonIfPresent, removeStaleTemporaryFiles, writeJsonDurably } from '../../../shared/files/durable-files.ts';
-import { readPreseedRecord, writePreseedRecord, writeStepOutcome } from './preseed-record.ts';
+import { writeStepOutcome } from './preseed-record.ts';
+import { readTailscaleAuthKey, removeTailscaleAuthKey } from './preseed-secrets.ts';
 
 /**
  * `<dataDir>/agent/tailscale.json`: how the last join attempt ended (no key in it).
@@ -14,9 +15,9 @@ import { readPreseedRecord, writePreseedRecord, writeStepOutcome } from './prese
  * without Tailscale (no internet yet, an expired key), and a failing journal step would
  * hold back every later step and mark the device degraded. Instead the step completes
  * with state 'failed' and the reason recorded here and in provisioningSummary(), and
- * the auth key stays in the ext4 preseed record so `tailscaleJoinStep` can be called
- * again later (wizard button, health module) without asking for the key again. The key
- * is consumed (removed from the record) only once the join succeeded or awaits approval.
+ * the auth key stays in `<dataDir>/secrets/tailscale-auth-key` so `tailscaleJoinStep` can
+ * be called again later (wizard button, health module) without asking for the key again.
+ * The key file is deleted only once the join succeeded or awaits approval.
  */
 export const tailscaleRecordSchema = z.object({
   state: z.enum(['joined', 'needs-approval', 'failed']),
@@ -39,8 +40,7 @@ export async function readTailscaleRecord(dataDir: string): Promise<TailscaleRec
 /** tailscale-join (and the retry entry point). No auth key: no-op. */
 export async function tailscaleJoinStep(ctx: FirstBootContext, log: Logger): Promise<void> {
   await removeStaleTemporaryFiles(firstBootPaths(ctx.dataDir).agentDir);
-  const record = await readPreseedRecord(ctx.dataDir);
-  const authKey = record?.mode === 'preseed' ? record.settings.tailscaleAuthKey : undefined;
+  const authKey = await readTailscaleAuthKey(ctx.dataDir);
   if (!authKey) {
     const previous = await readTailscaleRecord(ctx.dataDir);
     log.info({ previous: previous?.state }, previous ? 'Tailscale auth key already consumed' : 'no Tailscale auth key: join later from the setup wizard');
@@ -73,10 +73,7 @@ export async function tailscaleJoinStep(ctx: FirstBootContext, log: Logger): Pro
   const outcome: TailscaleRecord = { state: result.state, tailnet: result.tailnet, dnsName: result.state === 'joined' ? result.dnsName : undefined, at };
   await writeJsonDurably(tailscaleRecordPath(ctx.dataDir), outcome);
   await fault(ctx, 'tailscale-join:after-join');
-  if (record?.mode === 'preseed') {
-    const { tailscaleAuthKey: _consumed, ...rest } = record.settings;
-    await writePreseedRecord(ctx.dataDir, { ...record, settings: rest });
-  }
+  await removeTailscaleAuthKey(ctx.dataDir);
   log.info({ state: result.state }, 'Tailscale auth key consumed');
   await writeStepOutcome(ctx.dataDir, { step: 'tailscale-join', fields: ['tailscaleAuthKey'], warnings: [], tailscale: result.state });
 }

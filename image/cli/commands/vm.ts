@@ -2,7 +2,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadProfile, profileNames, ProfileError } from '../../../hardware/index.ts';
-import { startVm, waitForHealthz } from '../../vm/run-vm.ts';
+import { AGENT_LIVENESS_PATH } from '../../../shared/contracts/agent-api.ts';
+import { startVm, waitForAgent } from '../../vm/run-vm.ts';
 import type { RegisterCommand } from '../command.ts';
 import { ExitCode, MemuError } from '../../host/errors.ts';
 
@@ -24,14 +25,18 @@ export const registerVm: RegisterCommand = (program, run) => {
     .option('--memory <MiB>', 'guest memory in MiB', '2048')
     .option('--cpus <n>', 'guest CPUs', '2')
     .option('--no-network', 'boot offline: the guest has no route out (port forwards still work)')
-    .option('--agent-port <port>', 'host port (127.0.0.1) forwarded to the agent (guest 8080)', '8080')
-    .option('--http-port <port>', 'host port (127.0.0.1) forwarded to the front door (guest 80)', '8081')
+    .option('--http-port <port>', 'host port (127.0.0.1) forwarded to the front door (guest 80); the agent is at /admin/ there', '8080')
     .option('--work-dir <dir>', 'where the overlay, firmware variables and serial log go (default: a new temp dir)')
     .option('--reuse-disk', 'boot the overlay left in --work-dir by an earlier run (a second boot of the same drive)')
-    .option('--wait-healthy', 'return once the agent answers /healthz with provisioning done, then stop the VM')
+    .option('--wait-healthy', 'return once the agent says it has finished starting (ok or degraded, through the front door), then stop the VM')
+    .option('--api-key <key>', "with --wait-healthy: also fetch the agent's health report with this key (the preseed's agentApiKey; or MEMU_AGENT_API_KEY)")
     .option('--timeout <seconds>', 'with --wait-healthy: give up after this long', '900')
+    .addHelpText(
+      'after',
+      '\nThe LAN reaches the agent only through the front door, which is part of the stack: boot an\nimage built with --stack. Its health is at http://127.0.0.1:<http-port>/admin/healthz, the\nfull report at /admin/api/health with "Authorization: Bearer <agentApiKey>".',
+    )
     .action(
-      (image: string, opts: { profile: string; diskSize?: string; memory: string; cpus: string; network: boolean; agentPort: string; httpPort: string; workDir?: string; reuseDisk?: boolean; waitHealthy?: boolean; timeout: string }) =>
+      (image: string, opts: { profile: string; diskSize?: string; memory: string; cpus: string; network: boolean; httpPort: string; workDir?: string; reuseDisk?: boolean; waitHealthy?: boolean; apiKey?: string; timeout: string }) =>
         run(async ({ log }) => {
           let profile;
           try {
@@ -52,23 +57,26 @@ export const registerVm: RegisterCommand = (program, run) => {
             memoryMiB: Number(opts.memory),
             cpus: Number(opts.cpus),
             noNetwork: !opts.network,
-            agentPort: Number(opts.agentPort),
             httpPort: Number(opts.httpPort),
             reuseDisk: opts.reuseDisk,
             log,
           });
-          process.stderr.write(`serial console: ${vm.serialLog}\nagent: http://127.0.0.1:${opts.agentPort}/healthz   front door: http://127.0.0.1:${opts.httpPort}/\n`);
+          const frontDoor = `http://127.0.0.1:${opts.httpPort}`;
+          process.stderr.write(`serial console: ${vm.serialLog}\nfront door: ${frontDoor}/   agent: ${frontDoor}${AGENT_LIVENESS_PATH}\n`);
           const stop = () => void vm.stop(30_000);
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
           if (opts.waitHealthy) {
             try {
-              const body = await waitForHealthz(Number(opts.agentPort), Number(opts.timeout) * 1000, (b) => {
-                const state = (b.provisioning as { state?: string } | undefined)?.state;
-                return state === 'done';
+              const answer = await waitForAgent({ httpPort: Number(opts.httpPort), apiKey: opts.apiKey ?? process.env.MEMU_AGENT_API_KEY, timeoutMs: Number(opts.timeout) * 1000 }).catch((err: Error) => {
+                throw new MemuError(err.message, ExitCode.failure, `the serial console is in ${vm.serialLog}; an image built without --stack has no front door, so nothing answers`);
               });
               const seconds = (Date.now() - started) / 1000;
-              return { exitCode: ExitCode.ok, result: { healthy: true, bootToHealthySeconds: seconds, healthz: body }, summary: `the agent reported provisioning done ${seconds.toFixed(1)} s after boot; VM stopped` };
+              return {
+                exitCode: ExitCode.ok,
+                result: { healthy: answer.status === 'ok', status: answer.status, bootToHealthySeconds: seconds, report: answer.report },
+                summary: `the agent says ${answer.status} ${seconds.toFixed(1)} s after boot; VM stopped`,
+              };
             } finally {
               await vm.stop(60_000);
             }

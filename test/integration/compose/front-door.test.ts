@@ -7,7 +7,13 @@ import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderStackConfig } from '../../../agent/config-templates/render-stack.ts';
 import { generateStackSecrets } from '../../../agent/config-templates/stack-secrets.ts';
+import { createHealthModule } from '../../../agent/health/index.ts';
+import { createHttpModule, type HttpModule } from '../../../agent/http/index.ts';
+import { apiKeyDigest } from '../../../shared/contracts/agent-api.ts';
+import pino from 'pino';
 import { nginxConfigTest, startNginx, type NginxInstance } from '../../helpers/nginx.ts';
+
+const log = pino({ level: 'silent' });
 
 /**
  * The rendered front door (compose/templates/nginx/site.conf.tmpl) in a real nginx, in
@@ -18,6 +24,8 @@ const NGINX_PORT = 18100;
 const SYNAPSE_PORT = 18101;
 const ELEMENT_PORT = 18102;
 const AGENT_PORT = 18103;
+const REAL_NGINX_PORT = 18104;
+const REAL_AGENT_PORT = 18105;
 const HOST = '127.0.0.1';
 const UPLOAD_BYTES = 2 * 1024 ** 3;
 
@@ -86,10 +94,10 @@ interface Response {
   body: string;
 }
 
-function get(path: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+function get(path: string, opts: { method?: string; headers?: Record<string, string>; port?: number } = {}): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: HOST, port: NGINX_PORT, path, method: opts.method ?? 'GET', headers: { host: 'memu-hub', ...opts.headers } },
+      { host: HOST, port: opts.port ?? NGINX_PORT, path, method: opts.method ?? 'GET', headers: { host: 'memu-hub', ...opts.headers } },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -300,5 +308,51 @@ describe('front door (nginx)', () => {
     expect(res.status).toBe(503);
     expect(res.headers['retry-after']).toBe('10');
     expect(res.body).toMatch(/Memu is starting up/);
+  });
+});
+
+describe('front door (nginx) to the real agent API', () => {
+  const KEY = 'front-door-test-key-0123456789abcdefghijkl';
+  let dir: string;
+  let nginx: NginxInstance;
+  let http: HttpModule;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'memu-frontdoor-agent-'));
+    const health = createHealthModule({ version: '1.0.0', dataDir: dir, sources: [{ name: 'stack', report: () => ({ sections: { stack: { state: 'present' } }, reasons: [] }) }] }, log);
+    await health.start();
+    http = createHttpModule({ listenHosts: [HOST], port: REAL_AGENT_PORT, routes: [health.routes], apiKeyDigest: async () => apiKeyDigest(KEY) }, log);
+    await http.start();
+    await renderStackConfig(
+      {
+        device: { name: 'The Smiths', hostname: 'memu-hub' },
+        paths: { dataDir: join(dir, 'data') },
+        frontDoor: { listen: `${HOST}:${REAL_NGINX_PORT}`, resolver: HOST, synapse: `${HOST}:${SYNAPSE_PORT}`, element: `${HOST}:${ELEMENT_PORT}`, agent: `${HOST}:${REAL_AGENT_PORT}` },
+        secrets: generateStackSecrets(),
+      },
+      join(dir, 'config'),
+    );
+    nginx = await startNginx(await readFile(join(dir, 'config', 'nginx', 'site.conf'), 'utf8'), { host: HOST, port: REAL_NGINX_PORT });
+  });
+
+  afterAll(async () => {
+    await nginx?.stop();
+    await http?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers the liveness word at /admin/healthz to anyone on the LAN', async () => {
+    const res = await get('/admin/healthz', { port: REAL_NGINX_PORT });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ status: 'ok' });
+  });
+
+  it('passes the agent\'s refusal through without the key, and the report with it', async () => {
+    const refused = await get('/admin/api/health', { port: REAL_NGINX_PORT });
+    expect(refused.status).toBe(401);
+    expect(refused.headers['www-authenticate']).toBe('Bearer realm="memu-agent"');
+    const allowed = await get('/admin/api/health', { port: REAL_NGINX_PORT, headers: { authorization: `Bearer ${KEY}` } });
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(allowed.body)).toMatchObject({ status: 'ok', version: '1.0.0', stack: { state: 'present' } });
   });
 });

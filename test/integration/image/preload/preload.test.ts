@@ -11,7 +11,8 @@ import { createHostLogger } from '../../../../image/host/log.ts';
 import { exportImageArchives, preloadImages, type PreloadImage, type PreloadResult } from '../../../../image/preload/preload.ts';
 import { startThrowawayDockerd } from '../../../../image/preload/throwaway-dockerd.ts';
 import { resolveStackLock } from '../../../../image/stack/lock.ts';
-import { pushTestImage, startTestRegistry, tamperBlob, type PushedTestImage, type TestRegistry } from '../../../helpers/oci-registry.ts';
+import { prerequisite } from '../../../helpers/prerequisites.ts';
+import { pushTestImage, serveRegistryInNamespace, startTestRegistry, tamperBlob, type PushedTestImage, type TestRegistry } from '../../../helpers/oci-registry.ts';
 
 const run = promisify(execFile);
 const log = createHostLogger({ json: true, level: 'silent' });
@@ -63,6 +64,14 @@ afterAll(async () => {
 });
 
 describe('preloadImages (real registry, real dockerd)', () => {
+  it("leaves the host's Docker network alone: its docker0 bridge survives a throwaway dockerd", async () => {
+    const before = await readdir('/sys/class/net');
+    if (!prerequisite("the host engine's default bridge (docker0; start dockerd)", before.includes('docker0'))) return;
+    const throwaway = await startThrowawayDockerd({ dataRoot: join(dir, 'network-check'), log });
+    await throwaway.stop();
+    expect(await readdir('/sys/class/net')).toContain('docker0');
+  });
+
   it('refuses a layer whose content does not match its digest, naming service and image', async () => {
     const victim = await pushTestImage(registry, { repo: 'memutest/victim', tag: '1', platforms: ['linux/amd64'] });
     await tamperBlob(registry, victim.layers['linux/amd64']![1]!);
@@ -92,6 +101,8 @@ describe('preloadImages (real registry, real dockerd)', () => {
     // Like a pulled image, a preloaded one tells dockerd which registry blobs it holds,
     // so a later pull (a field update) skips the layers the device already has.
     const updater = await startThrowawayDockerd({ dataRoot: join(dir, 'first-amd64'), log });
+    // The throwaway daemon has a network namespace of its own; the registry is served into it.
+    const stopRegistryCopy = await serveRegistryInNamespace(registry, updater.networkNamespace);
     try {
       const pull = await docker(updater.host, 'pull', `${registry.host}/memutest/next:3`);
       const base = next.layers['linux/amd64']![0]!;
@@ -99,6 +110,7 @@ describe('preloadImages (real registry, real dockerd)', () => {
       expect(pull).toContain(`${base.slice(7, 19)}: Already exists`);
       expect(pull).toContain(`${next.layers['linux/amd64']![1]!.slice(7, 19)}: Pull complete`);
     } finally {
+      await stopRegistryCopy();
       await updater.stop();
     }
 
