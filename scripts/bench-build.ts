@@ -2,7 +2,7 @@
 /**
  * Benchmark of the image pipeline.
  *
- *   scripts/bench-build.ts [--cache-dir DIR] [--no-boot]
+ *   scripts/bench-build.ts [--cache-dir DIR]
  *
  * Measures on this machine, in one invocation:
  *   1. a cold build (--refresh-rootfs; downloaded .debs are reused), against the
@@ -10,8 +10,8 @@
  *   2. a rebuild after an agent-only change (another --version changes only the bundle)
  *      and after an overlay-only change (--overlay), against the reference minimum work
  *      for the same image: `mke2fs -d` of the cached tree + `zstd -3` of an image that size;
- *   3. mapped bytes (bmap) against the image size, and the .zst size;
- *   4. boot to /healthz under `memu vm` (QEMU TCG, no network, 8 GiB drive).
+ *   3. mapped bytes (bmap) against the image size, and the .zst size.
+ * Booting is measured by scripts/bench-firstboot.ts.
  * Machines here are noisy: compare the ratios, not the seconds.
  */
 import { spawn } from 'node:child_process';
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../hardware/index.ts';
 import type { ImageManifest } from '../image/release/image-manifest.ts';
 import { debCacheDir, keyDigest, mmdebstrapArgs, rootfsKey } from '../image/pipeline/rootfs.ts';
+import { printBenchTable, type BenchRow } from './bench-table.ts';
 
 interface Timed {
   seconds: number;
@@ -36,7 +37,6 @@ interface BuildResultLine {
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
 const cacheDir = args.includes('--cache-dir') ? args[args.indexOf('--cache-dir') + 1]! : '/var/tmp/memu-bench-cache';
-const boot = !args.includes('--no-boot');
 
 function run(cmd: string, argv: string[], env: Record<string, string> = {}): Promise<Timed> {
   return new Promise((resolve, reject) => {
@@ -60,7 +60,7 @@ const fmt = (s: number) => `${s.toFixed(1)} s`;
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
 
 const work = await mkdtemp('/var/tmp/memu-bench-build-');
-const rows: [string, string, string, string][] = [];
+const rows: BenchRow[] = [];
 try {
   await mkdir(cacheDir, { recursive: true });
   const profile = loadProfile('qemu-amd64');
@@ -96,18 +96,8 @@ try {
   rows.push(['mapped bytes / image size', `${mb(s.mappedBytes)} / ${mb(s.imageBytes)}`, '', (s.mappedBytes / s.imageBytes).toFixed(3)]);
   rows.push(['.zst size / mapped bytes', mb(s.zstBytes), '', (s.zstBytes / s.mappedBytes).toFixed(3)]);
 
-  // 4. Boot to /healthz.
-  if (boot) {
-    const vm = await memu(['vm', overlayResult.image, '--no-network', '--disk-size', '8G', '--work-dir', join(work, 'vm'), '--agent-port', '18490', '--http-port', '18491', '--wait-healthy']);
-    rows.push(['boot to /healthz provisioned (TCG)', fmt(lastJson<{ bootToHealthySeconds: number }>(vm.out).bootToHealthySeconds), '', '']);
-  }
 } finally {
   await rm(work, { recursive: true, force: true });
 }
 
-const header: [string, string, string, string] = ['measure', 'memu', 'reference', 'ratio'];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
-console.log(line(header));
-console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
-for (const r of rows) console.log(line(r));
+printBenchTable(rows);

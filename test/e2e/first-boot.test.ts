@@ -31,6 +31,7 @@ interface Report extends StackHealthz {
 describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB drive)', () => {
   let work: string;
   let registry: TestRegistry;
+  let registryHost: string;
   let build: BuildOutput;
   let manifest: ImageManifest;
   let vm: RunningVm | undefined;
@@ -43,6 +44,7 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
   beforeAll(async () => {
     work = await mkdtemp('/var/tmp/memu-e2e-');
     registry = await startTestRegistry({ port: REGISTRY_PORT });
+    registryHost = registry.host;
     const stackDir = await writeTestStack(registry, join(work, 'stack'));
     build = await buildQemuImage(join(work, 'out'), ['--stack', stackDir]);
     manifest = JSON.parse(await readFile(build.manifest, 'utf8')) as ImageManifest;
@@ -59,7 +61,8 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
   });
 
   it('records the preloaded images in the manifest, pinned by digest', () => {
-    expect(manifest.containerImages.map((i) => i.service).sort()).toEqual(['api', 'front', 'store', 'web']);
+    // One entry per image: store, api and web share the busybox image.
+    expect(manifest.containerImages.map((i) => i.reference).sort()).toEqual([`${registryHost}/memu-test/busybox:1`, `${registryHost}/memu-test/front:1`]);
     for (const image of manifest.containerImages) expect(image.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
@@ -74,7 +77,7 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     expect(body.provisioning.ranThisBoot!.slice(0, 2)).toEqual(['grow-data-partition', 'grow-data-filesystem']);
     expect(body.provisioning.ranThisBoot).toEqual(expect.arrayContaining(['read-preseed', 'scrub-preseed', 'device-secrets', 'bring-stack-up']));
     expect(Object.fromEntries(Object.entries(body.stack.services!).map(([k, v]) => [k, v.state]))).toEqual({ store: 'healthy', api: 'healthy', web: 'healthy', front: 'healthy' });
-    expect(body.device).toMatchObject({ mode: 'preseed', hostname: 'memu-e2e' });
+    expect(body.device).toMatchObject({ mode: 'provisioned', hostname: 'memu-e2e' });
     const data = manifest.layout.partitions.find((p) => p.role === 'data')!;
     const fullPartition = 8 * GiB - data.startBytes - 1024 * 1024;
     // ext4 keeps a few percent for its own metadata; the rest of the drive is the family's.

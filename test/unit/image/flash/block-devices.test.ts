@@ -104,9 +104,11 @@ describe('drives that cannot or must not be written', () => {
     const node = lsblk('loop-unused');
     const lv: LsblkNode = { ...node, name: 'vg0-data', kname: 'dm-0', path: '/dev/mapper/vg0-data', type: 'lvm', 'maj:min': '253:0', mountpoint: null, mountpoints: [null] };
     const md: LsblkNode = { ...node, name: 'md0', kname: 'md0', path: '/dev/md0', type: 'raid1', 'maj:min': '9:0', mountpoint: null, mountpoints: [null] };
+    const luks: LsblkNode = { ...node, name: 'luks-data', kname: 'dm-1', path: '/dev/mapper/luks-data', type: 'crypt', 'maj:min': '253:1', mountpoint: null, mountpoints: [null] };
     for (const [holder, type] of [
       [lv, 'lvm'],
       [md, 'raid1'],
+      [luks, 'crypt'],
     ] as const) {
       const held = describeDevice({ ...node, children: [holder] }, hostFacts());
       expect(held.refusal).toBe(`is in use by ${type} (${holder.name})`);

@@ -1,0 +1,133 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * First-boot benchmark.
+ *
+ *   scripts/bench-firstboot.ts [--cache-dir DIR]
+ *
+ * Builds the qemu-amd64 image with the test stack (three busybox services and an nginx
+ * front door, from a local registry, pinned by `memu stack lock`, preloaded by `memu build
+ * --stack`), preseeds an API key, boots it once under QEMU (TCG, no network, 8 GiB drive)
+ * and prints, each with a reference measured in the same run:
+ *   1. boot to every service healthy, against the same boot reaching systemd's
+ *      multi-user target (the operating system's own boot, from the serial console);
+ *   2. time the first boot spends making the preloaded images available once Docker is up,
+ *      against `docker load` of the same images as archives on this (faster) host;
+ *   3. the idle agent's resident memory after provisioning, against a bare Node.js with the
+ *      agent's flags in the same VM (a unit the benchmark adds with --overlay, which prints
+ *      its own resident memory to the console), and the agent's CPU share;
+ *   4. a no-op reconcile of a 12-service stack (scripts/bench-reconcile.ts).
+ * Machines here are noisy: compare the ratios, not the seconds.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadProfile } from '../hardware/index.ts';
+import type { ImageLock } from '../shared/contracts/image-lock.ts';
+import { createHostLogger } from '../image/host/log.ts';
+import { exportImageArchives } from '../image/preload/preload.ts';
+import { startThrowawayDockerd } from '../image/preload/throwaway-dockerd.ts';
+import { startVm, waitForAgent } from '../image/vm/run-vm.ts';
+import { buildQemuImage, runMemu } from '../test/helpers/memu-build.ts';
+import { startTestRegistry } from '../test/helpers/oci-registry.ts';
+import { isStackUp, writeTestStack, type StackHealthz } from '../test/helpers/test-stack.ts';
+import { printBenchTable, ratio, type BenchRow } from './bench-table.ts';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+const cacheDir = args.includes('--cache-dir') ? args[args.indexOf('--cache-dir') + 1]! : '/var/tmp/memu-bench-cache';
+process.env.MEMU_TEST_CACHE_DIR ??= cacheDir;
+const log = createHostLogger({ json: true, level: 'warn' });
+const HTTP_PORT = 18493;
+const API_KEY = 'bench-firstboot-key-0123456789abcdefghijk';
+const BARE_NODE_MARKER = 'memu-bench bare-node rss';
+
+/** The agent's node flags (overlays/common/etc/systemd/system/memu-agent.service). */
+async function agentNodeFlags(): Promise<string[]> {
+  const unit = await readFile(join(repo, 'overlays/common/etc/systemd/system/memu-agent.service'), 'utf8');
+  const exec = /^ExecStart=\/usr\/bin\/node (.*) \/usr\/lib\/memu\/agent\/memu-agent\.mjs$/m.exec(unit);
+  if (!exec) throw new Error('cannot find the agent\'s ExecStart line in memu-agent.service');
+  return exec[1]!.split(' ');
+}
+
+/** An overlay with a unit running a bare node, with the agent's flags, that prints its resident memory every 10 s. */
+async function bareNodeOverlay(dir: string): Promise<void> {
+  const flags = (await agentNodeFlags()).join(' ');
+  const script = `setInterval(() => console.log('${BARE_NODE_MARKER} ' + process.memoryUsage().rss), 10000)`;
+  await mkdir(join(dir, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+  const unit = ['[Unit]', 'Description=Benchmark reference: a bare node with the agent\'s flags', '', '[Service]', `ExecStart=/usr/bin/node ${flags} -e "${script}"`, 'StandardOutput=journal+console', '', '[Install]', 'WantedBy=multi-user.target', ''].join('\n');
+  await writeFile(join(dir, 'etc/systemd/system/memu-bench-bare-node.service'), unit);
+  await writeFile(join(dir, 'etc/systemd/system/multi-user.target.wants/memu-bench-bare-node.service'), unit);
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+const work = await mkdtemp('/var/tmp/memu-bench-firstboot-');
+const registry = await startTestRegistry({ port: 18351 });
+const rows: BenchRow[] = [];
+try {
+  const stackDir = await writeTestStack(registry, join(work, 'stack'));
+  const overlay = join(work, 'overlay');
+  await bareNodeOverlay(overlay);
+  const build = await buildQemuImage(join(work, 'out'), ['--stack', stackDir, '--overlay', overlay]);
+  await registry.stop();
+  const settings = join(work, 'settings.json');
+  await writeFile(settings, JSON.stringify({ version: 1, agentApiKey: API_KEY }));
+  const preseed = await runMemu(['preseed', '--image', build.image, '--file', settings]);
+  if (preseed.code !== 0) throw new Error(`memu preseed failed:\n${preseed.stderr}`);
+
+  // 1. One boot: the OS's own boot (serial console) and the stack's.
+  const started = Date.now();
+  const vm = await startVm({ image: build.image, profile: loadProfile('qemu-amd64'), workDir: join(work, 'vm'), diskSizeBytes: 8 * 1024 ** 3, noNetwork: true, httpPort: HTTP_PORT, log });
+  let multiUserMs: number | undefined;
+  const watchConsole = setInterval(async () => {
+    // systemd colours the unit name on the console.
+    const serial = (await readFile(vm.serialLog, 'utf8').catch(() => '')).replace(/\x1b\[[0-9;]*m/g, '');
+    if (multiUserMs === undefined && serial.includes('Reached target multi-user.target')) multiUserMs = Date.now() - started;
+  }, 250);
+  const answer = await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 20 * 60_000, pollMs: 500, isReady: (a) => isStackUp(a.report!) });
+  const stackUpMs = Date.now() - started;
+  clearInterval(watchConsole);
+  if (multiUserMs === undefined) throw new Error('the serial console never said "Reached target multi-user.target"');
+  rows.push(['boot to every service healthy (TCG)', seconds(stackUpMs), `boot to multi-user.target, same boot ${seconds(multiUserMs)}`, ratio(stackUpMs, multiUserMs)]);
+
+  // 2. Preloaded images at first boot, against loading archives.
+  const t = (answer.report as unknown as StackHealthz).stack.bringUp!;
+  const lock = JSON.parse(await readFile(join(stackDir, 'images.lock.json'), 'utf8')) as ImageLock;
+  const images = Object.entries(lock.images).map(([reference, e]) => ({ service: reference, reference, digest: e.platforms['linux/amd64']!, indexDigest: e.index }));
+  const archive = join(work, 'images.tar');
+  await exportImageArchives({ images, platform: 'linux/amd64', cacheDir: join(cacheDir, 'blobs'), outFile: archive, log });
+  const dockerd = await startThrowawayDockerd({ dataRoot: join(work, 'load-root'), log });
+  const loadStarted = Date.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('docker', ['-H', dockerd.host, 'load', '-i', archive], { stdio: 'ignore' });
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`docker load: exit ${code}`))));
+  });
+  const loadSeconds = (Date.now() - loadStarted) / 1000;
+  await dockerd.stop();
+  // Docker's own start-up is paid either way; what preloading saves is the load after it.
+  const preloadedSeconds = t.imagesAvailableSeconds - t.dockerReadySeconds;
+  rows.push(['images present once Docker is up (preloaded)', `${preloadedSeconds.toFixed(2)} s`, `docker load of the archives, this host ${loadSeconds.toFixed(2)} s`, ratio(preloadedSeconds, loadSeconds)]);
+
+  // 3. The idle agent, against a bare node with its flags in the same VM.
+  const report = async () => (await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 60_000 })).report as unknown as StackHealthz;
+  await new Promise((r) => setTimeout(r, 30_000));
+  const a = await report();
+  await new Promise((r) => setTimeout(r, 60_000));
+  const b = await report();
+  const bare = [...(await readFile(vm.serialLog, 'utf8')).matchAll(new RegExp(`${BARE_NODE_MARKER} (\\d+)`, 'g'))].map((m) => Number(m[1]));
+  await vm.stop(60_000);
+  if (bare.length === 0) throw new Error('the bare node reference printed nothing on the serial console');
+  const bareRss = bare.at(-1)!;
+  rows.push(['idle agent resident memory', mib(b.agent!.rssBytes), `bare node, same flags, same VM ${mib(bareRss)}`, ratio(b.agent!.rssBytes, bareRss)]);
+  rows.push(['idle agent CPU share (60 s, emulated CPU)', `${(((b.agent!.cpuSeconds - a.agent!.cpuSeconds) / 60) * 100).toFixed(2)} %`, '', '']);
+} finally {
+  await registry.stop().catch(() => {});
+  await rm(work, { recursive: true, force: true });
+}
+
+printBenchTable(rows);
+console.log('\nno-op reconcile, 12 services (scripts/bench-reconcile.ts):');
+const reconcile = spawn(join(repo, 'scripts/bench-reconcile.ts'), [], { cwd: repo, stdio: 'inherit' });
+await new Promise((resolve) => reconcile.on('close', resolve));
