@@ -1,48 +1,88 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { createAdminAuthModule, type AdminAuthModule } from './admin-auth/index.ts';
 import type { AgentConfig } from './config.ts';
+import { deviceRootEffects, readStoredSettings } from './device-settings/index.ts';
+import { createFamilyDbModule, type FamilyDbModule } from './family-db/index.ts';
+import { createFamilyMembersModule, type AccountServiceEndpoints, type FamilyMembersModule } from './family-members/index.ts';
 import { createHealthModule, type HealthModule } from './health/index.ts';
 import { createHttpModule, type HttpModule } from './http/index.ts';
 import type { AgentModule } from './module.ts';
-import { agentApiKeyDigest, createProvisioningModule, type ProvisioningModule } from './provisioning/index.ts';
+import { agentApiKeyDigest, createProvisioningModule, readDeviceSecrets, type ProvisioningModule } from './provisioning/index.ts';
+import { createSetupWizardModule, type SetupWizardModule } from './setup-wizard/index.ts';
 import { createStackModule, type StackModule, type StackModuleOptions } from './stack/index.ts';
+import { tailscaleControl } from './tailscale/index.ts';
+import { webAssetRoutes } from './web-pages/index.ts';
 
 export interface Agent {
   start(): Promise<void>;
   stop(): Promise<void>;
   stack: StackModule;
   provisioning: ProvisioningModule;
+  familyDb: FamilyDbModule;
+  adminAuth: AdminAuthModule;
+  members: FamilyMembersModule;
+  wizard: SetupWizardModule;
   health: HealthModule;
   http: HttpModule;
 }
+
+/** Where tailscaled's LocalAPI socket is (the memu_tailscale container shares it with the host). */
+const TAILSCALE_SOCKET = '/var/run/tailscale/tailscaled.sock';
+/** Synapse's client listener as compose/stack.yml publishes it, on loopback only. */
+const SYNAPSE_URL = 'http://127.0.0.1:8008';
 
 /**
  * Builds the agent's modules in dependency order, each handed the interfaces it needs,
  * and starts them in that order (stopped in reverse):
  *
- *   stack         finds the installed stack; idle until provisioning is done
- *   provisioning  first boot, with the stack's bring-up as one of its steps
- *   health        the liveness answer and the health report, from what every module reports
- *   http          serves every module's routes behind the API key, on loopback, and on
- *                 the Docker bridge (where the front door reaches it) once Docker answers
+ *   stack           finds the installed stack; idle until provisioning is done
+ *   provisioning    first boot, with the stack's bring-up as one of its steps
+ *   family-db       memu.db: the family, its admin and members, sessions, audit log
+ *   admin-auth      the admin's sessions, sign-in pages, rate limits on secrets
+ *   family-members  members and their accounts on the stack's services
+ *   setup-wizard    claim, admin, network, region, remote access, members, done
+ *   health          the liveness answer and the health report, from what every module reports
+ *   http            serves every module's routes behind the access rules, on loopback, and
+ *                   on the Docker bridge (where the front door reaches it) once Docker answers
  */
 export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: StackModuleOptions['tuning'] } = {}): Agent {
-  const stack = createStackModule(
-    { stackDir: config.stackDir, dataDir: config.dataDir, dockerSocket: config.dockerSocket, tuning: tuning.stack },
-    log.child({ module: 'stack' }),
-  );
-  const provisioning = createProvisioningModule(config, log.child({ module: 'provisioning' }), {
+  const child = (module: string) => log.child({ module });
+  const stack = createStackModule({ stackDir: config.stackDir, dataDir: config.dataDir, dockerSocket: config.dockerSocket, tuning: tuning.stack }, child('stack'));
+  const provisioning = createProvisioningModule(config, child('provisioning'), {
     stackSteps: [{ name: 'bring-stack-up', run: (stepLog) => stack.bringUp(stepLog) }],
   });
-  const health = createHealthModule({ version: config.version, dataDir: config.dataDir, sources: [provisioning.health, stack.health] }, log.child({ module: 'health' }));
-  const beforeHttp: AgentModule[] = [stack, provisioning, health];
+  const familyDb = createFamilyDbModule({ dataDir: config.dataDir }, child('family-db'));
+  const db = () => familyDb.db;
+  const adminAuth = createAdminAuthModule({ db }, child('admin-auth'));
+  const hostname = async () => (await readStoredSettings(config.dataDir))?.hostname ?? 'memu';
+  const members = createFamilyMembersModule({ db, dataDir: config.dataDir, endpoints: () => accountEndpoints(config, stack, hostname) }, child('family-members'));
+  const wizard = createSetupWizardModule(
+    {
+      db,
+      dataDir: config.dataDir,
+      adminAuth,
+      members,
+      claimCodeHash: () => readDeviceSecrets(config.dataDir).then((s) => s.claimCodeHash, () => undefined),
+      tailscale: () => tailscaleControl({ socketPath: TAILSCALE_SOCKET, hostname, log: child('tailscale') }),
+      rootEffects: deviceRootEffects(join(config.sysBlockDir, '..', 'net')),
+      sysClassNetDir: join(config.sysBlockDir, '..', 'net'),
+    },
+    child('setup-wizard'),
+  );
+  const health = createHealthModule({ version: config.version, dataDir: config.dataDir, sources: [provisioning.health, stack.health] }, child('health'));
+  const beforeHttp: AgentModule[] = [stack, provisioning, familyDb, adminAuth, members, wizard, health];
   const http = createHttpModule(
     {
       listenHosts: config.listenHosts,
       port: config.port,
-      routes: beforeHttp.flatMap((m) => (m.routes ? [m.routes] : [])),
+      routes: [webAssetRoutes, ...beforeHttp.flatMap((m) => (m.routes ? [m.routes] : []))],
       apiKeyDigest: () => agentApiKeyDigest(config.dataDir),
+      sessions: adminAuth.sessionResolver,
+      pageGate: (request) => wizard.pageGate(request),
+      cookieSecretPath: join(config.dataDir, 'agent', 'cookie-secret'),
     },
-    log.child({ module: 'http' }),
+    child('http'),
   );
   const modules: AgentModule[] = [...beforeHttp, http];
   const started: AgentModule[] = [];
@@ -50,6 +90,10 @@ export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: 
   return {
     stack,
     provisioning,
+    familyDb,
+    adminAuth,
+    members,
+    wizard,
     health,
     http,
     async start() {
@@ -76,4 +120,14 @@ export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: 
       }
     },
   };
+}
+
+/** The stack's account services as the agent reaches them; a service the installed stack lacks is left out. */
+async function accountEndpoints(config: AgentConfig, stack: StackModule, hostname: () => Promise<string>): Promise<AccountServiceEndpoints> {
+  const status = stack.status();
+  const services = status.state === 'present' ? Object.keys(status.services) : [];
+  const endpoints: AccountServiceEndpoints = {};
+  if (services.includes('synapse')) endpoints.synapse = { url: SYNAPSE_URL, sharedSecret: (await readDeviceSecrets(config.dataDir)).stack.synapseRegistrationSharedSecret };
+  if (services.includes('immich_server')) endpoints.immich = { url: `http://127.0.0.1:${config.photosPort}`, hostname: await hostname() };
+  return endpoints;
 }

@@ -22,6 +22,8 @@ export interface AgentConfig {
   devDir: string;
   stackDir: string;
   dockerSocket: string;
+  /** Immich's port on the host (the stack's MEMU_PHOTOS_PORT). */
+  photosPort: number;
 }
 
 /** Replaced by the bundler with the release version; the dev entry reads package.json. */
@@ -53,5 +55,6 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     devDir: env.MEMU_DEV_DIR ?? '/dev',
     stackDir: env.MEMU_STACK_DIR ?? STACK_INSTALL_DIR,
     dockerSocket: env.MEMU_DOCKER_SOCKET ?? '/var/run/docker.sock',
+    photosPort: Number(env.MEMU_PHOTOS_PORT ?? 2283),
   };
 }

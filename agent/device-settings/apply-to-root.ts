@@ -1,6 +1,7 @@
 import { access, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readTextIfPresent, replaceSymlink, writeFileDurably } from '../../shared/files/durable-files.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 import {
   authorizedKeysText,
   readStoredAuthorizedKeys,
@@ -122,4 +123,20 @@ async function writeIfDifferent(path: string, content: string, mode: number): Pr
   if ((await readTextIfPresent(path)) === content) return false;
   await writeFileDurably(path, content, mode);
   return true;
+}
+
+/** What the device's own tools do when settings change (tests use the file-only defaults of RootEffects). */
+export function deviceRootEffects(sysClassNetDir = '/sys/class/net'): RootEffects {
+  return {
+    rootDir: '/',
+    applyHostname: async (name: string) => {
+      await writeHostname('/', name);
+      await runCommand('hostnamectl', ['set-hostname', name]).catch(() => undefined);
+    },
+    reloadNetwork: async (iface: string) => {
+      await runCommand('systemctl', ['restart', `wpa_supplicant@${iface}.service`]).catch(() => undefined);
+      await runCommand('networkctl', ['reload']).catch(() => undefined);
+    },
+    sysClassNetDir,
+  };
 }

@@ -8,6 +8,7 @@ export {
   writeStoredAuthorizedKeys,
   writeStoredSettings,
   writeStoredWifi,
+  readStoredWifi,
   wpaPskFromPassphrase,
 } from './device-settings.ts';
 export type { StoredDeviceSettings, StoredWifi } from './device-settings.ts';
@@ -15,6 +16,7 @@ export {
   applyHostname,
   applyStoredDeviceSettings,
   applyTimezone,
+  deviceRootEffects,
   findWifiInterface,
   writeAuthorizedKeys,
   writeHostname,

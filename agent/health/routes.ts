@@ -11,7 +11,7 @@ const underPrefix = (path: string) => path.slice(AGENT_ROUTE_PREFIX.length);
  */
 export function healthRoutes(health: { report(): Promise<object>; status(): Promise<HealthStatus> }): FastifyPluginAsync {
   return async (app) => {
-    app.get(underPrefix(AGENT_LIVENESS_PATH), { config: { public: true } }, async (): Promise<LivenessAnswer> => ({ status: await health.status() }));
+    app.get(underPrefix(AGENT_LIVENESS_PATH), { config: { access: 'public' } }, async (): Promise<LivenessAnswer> => ({ status: await health.status() }));
     app.get(underPrefix(AGENT_HEALTH_PATH), () => health.report());
   };
 }

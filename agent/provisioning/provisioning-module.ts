@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { runCommand } from '../../shared/process/run-command.ts';
 import type { AgentConfig } from '../config.ts';
-import { applyStoredDeviceSettings, writeHostname } from '../device-settings/index.ts';
+import { applyStoredDeviceSettings, deviceRootEffects } from '../device-settings/index.ts';
 import type { HealthSource } from '../health/index.ts';
 import type { AgentModule } from '../module.ts';
 import { growDataFilesystem, growDataPartition, layoutPartition, loadDiskLayout, readDataPartition, requireMounted } from '../storage/index.ts';
@@ -28,22 +27,6 @@ export interface ProvisioningModuleOptions {
 
 const TAILSCALE_SOCKET = '/var/run/tailscale/tailscaled.sock';
 
-/** What the device's own tools do for the settings steps (tests use the file-only defaults). */
-function deviceEffects(config: AgentConfig) {
-  return {
-    rootDir: '/',
-    applyHostname: async (name: string) => {
-      await writeHostname('/', name);
-      await runCommand('hostnamectl', ['set-hostname', name]).catch(() => undefined);
-    },
-    reloadNetwork: async (iface: string) => {
-      await runCommand('systemctl', ['restart', `wpa_supplicant@${iface}.service`]).catch(() => undefined);
-      await runCommand('networkctl', ['reload']).catch(() => undefined);
-    },
-    sysClassNetDir: join(config.sysBlockDir, '..', 'net'),
-  };
-}
-
 /**
  * First-boot provisioning. The journal lives on the data partition, which systemd mounts
  * before the agent starts; without that mount nothing is provisioned and the reason is
@@ -64,7 +47,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
       const geometry = await readDataPartition(data, paths);
       await requireMounted(geometry.device, config.dataDir);
       const firstBoot = createFirstBootSteps({
-        ...deviceEffects(config),
+        ...deviceRootEffects(join(config.sysBlockDir, '..', 'net')),
         dataDir: config.dataDir,
         fatDevice: await preseedFatDevice(layout, config.devDir),
         tailscaleSocket: TAILSCALE_SOCKET,
@@ -86,7 +69,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
       const result = await journal.run();
       // Settings live on the data partition; a freshly updated root slot gets them here.
       if (result.state === 'done') {
-        const changed = await applyStoredDeviceSettings(config.dataDir, deviceEffects(config)).catch((err: unknown) => {
+        const changed = await applyStoredDeviceSettings(config.dataDir, deviceRootEffects(join(config.sysBlockDir, '..', 'net'))).catch((err: unknown) => {
           log.warn({ err }, 'could not re-apply stored device settings');
           return [];
         });

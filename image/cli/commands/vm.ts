@@ -25,7 +25,7 @@ export const registerVm: RegisterCommand = (program, run) => {
     .option('--memory <MiB>', 'guest memory in MiB', '2048')
     .option('--cpus <n>', 'guest CPUs', '2')
     .option('--no-network', 'boot offline: the guest has no route out (port forwards still work)')
-    .option('--http-port <port>', 'host port (127.0.0.1) forwarded to the front door (guest 80); the agent is at /admin/ there', '8080')
+    .option('--http-port <port>', 'host port (127.0.0.1) forwarded to the front door (guest 80); the agent is at /admin/ there', '8081')
     .option('--work-dir <dir>', 'where the overlay, firmware variables and serial log go (default: a new temp dir)')
     .option('--reuse-disk', 'boot the overlay left in --work-dir by an earlier run (a second boot of the same drive)')
     .option('--wait-healthy', 'return once the agent says it has finished starting (ok or degraded, through the front door), then stop the VM')

@@ -321,7 +321,7 @@ describe('front door (nginx) to the real agent API', () => {
     dir = await mkdtemp(join(tmpdir(), 'memu-frontdoor-agent-'));
     const health = createHealthModule({ version: '1.0.0', dataDir: dir, sources: [{ name: 'stack', report: () => ({ sections: { stack: { state: 'present' } }, reasons: [] }) }] }, log);
     await health.start();
-    http = createHttpModule({ listenHosts: [HOST], port: REAL_AGENT_PORT, routes: [health.routes], apiKeyDigest: async () => apiKeyDigest(KEY) }, log);
+    http = createHttpModule({ listenHosts: [HOST], port: REAL_AGENT_PORT, routes: [health.routes], apiKeyDigest: async () => apiKeyDigest(KEY), cookieSecretPath: join(dir, 'cookie-secret') }, log);
     await http.start();
     await renderStackConfig(
       {
