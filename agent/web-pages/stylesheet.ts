@@ -50,8 +50,11 @@ code{overflow-wrap:anywhere}
 .qr-pair{display:flex;flex-wrap:wrap;gap:12px}
 figure.qr{margin:0;text-align:center}figure.qr figcaption{font-size:.85rem;color:#4a5563}
 meter{width:100%;height:1.2rem}
+dl.inline{display:flex;flex-wrap:wrap;gap:2px 18px;margin:0 0 6px}dl.inline div{display:flex;gap:6px}dl.inline dt{font-weight:600}dl.inline dd{margin:0}
+td.size,th.size{white-space:nowrap;text-align:right}
+.qr-pair .qr svg{width:128px;height:128px}
 .placeholder{border-style:dashed}
 .progress:has(~ .done){display:none}
-@media (min-width:480px){dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dl.facts dd{margin:0}}
+@media (min-width:480px){dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dl.facts dd{margin:0}.qr-pair .qr svg{width:160px;height:160px}}
 @media print{.sheet{break-inside:avoid;border-color:#000}.progress{display:none}}
 `;

@@ -12,7 +12,8 @@ import { dirname } from 'node:path';
  *   - POST /localapi/v0/start with ipn.Options {AuthKey, UpdatePrefs} → 204;
  *   - POST /localapi/v0/login-interactive → 204; with a good auth key the backend goes
  *     Starting → Running (or NeedsMachineAuth), with a rejected key it stays NeedsLogin
- *     and reports the error in Health.
+ *     and reports the error in Health; without a key (a browser login) status carries
+ *     an AuthURL until completeBrowserLogin() plays the person signing in there.
  * It records every request and can be told to fail a path or reject keys.
  */
 export interface RecordedRequest {
@@ -40,11 +41,19 @@ export class FakeTailscaled {
   prefs: Record<string, unknown> | undefined;
   authKeysUsed: string[] = [];
   private pendingKey: string | undefined;
+  private authUrl = '';
   private health: string[] = [];
   private failures = new Map<string, { status: number; message: string }>();
   private server: Server | undefined;
 
   constructor(readonly options: FakeTailscaledOptions) {}
+
+  /** Someone signed in at the AuthURL of a browser login: the node joins. */
+  completeBrowserLogin(): void {
+    this.haveNodeKey = true;
+    this.authUrl = '';
+    this.backendState = 'Running';
+  }
 
   /** Makes `path` answer `status` with `message` until cleared (undefined). */
   failPath(path: string, failure: { status: number; message: string } | undefined): void {
@@ -103,7 +112,11 @@ export class FakeTailscaled {
       case 'POST /localapi/v0/login-interactive': {
         const key = this.pendingKey;
         if (!key) {
-          return { status: 204 }; // interactive login: would show an AuthURL; not used by the agent
+          // A browser login: tailscaled asks the control server for a login URL and shows
+          // it in status as AuthURL until someone signs in there (completeBrowserLogin()).
+          this.authUrl = `https://login.tailscale.com/a/${Math.random().toString(16).slice(2, 14)}`;
+          this.backendState = 'NeedsLogin';
+          return { status: 204 };
         }
         this.authKeysUsed.push(key);
         if (this.options.rejectKeys?.includes(key)) {
@@ -131,7 +144,7 @@ export class FakeTailscaled {
       Version: '1.102.5-fake',
       BackendState: this.backendState,
       HaveNodeKey: this.haveNodeKey,
-      AuthURL: '',
+      AuthURL: running ? '' : this.authUrl,
       TailscaleIPs: running ? ['100.64.0.7'] : null,
       Self: { HostName: hostname, DNSName: running ? `${hostname}.${tailnet}.` : '', TailscaleIPs: running ? ['100.64.0.7'] : null },
       Health: this.health,

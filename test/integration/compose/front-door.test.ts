@@ -341,6 +341,12 @@ describe('front door (nginx) to the real agent API', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('sends the front page to the setup wizard until the agent says setup is finished', async () => {
+    const res = await get('/', { port: REAL_NGINX_PORT });
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toMatch(/\/admin\/setup$/);
+  });
+
   it('answers the liveness word at /admin/healthz to anyone on the LAN', async () => {
     const res = await get('/admin/healthz', { port: REAL_NGINX_PORT });
     expect(res.status).toBe(200);

@@ -1,0 +1,122 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { createAdminAuthModule } from '../../agent/admin-auth/index.ts';
+import { hashClaimCode } from '../../agent/claim-code/index.ts';
+import { DEVICE_SETTINGS_FORMAT, writeStoredSettings } from '../../agent/device-settings/index.ts';
+import { createFamilyDbModule, type FamilyDb } from '../../agent/family-db/index.ts';
+import { createFamilyMembersModule } from '../../agent/family-members/index.ts';
+import { createHttpModule } from '../../agent/http/index.ts';
+import type { AgentModule } from '../../agent/module.ts';
+import { createSetupWizardModule } from '../../agent/setup-wizard/index.ts';
+import { tailscaleControl } from '../../agent/tailscale/index.ts';
+import { webAssetRoutes } from '../../agent/web-pages/index.ts';
+import { FakeImmich } from './fake-immich.ts';
+import { FakeSynapse } from './fake-synapse.ts';
+import { FakeTailscaled } from './fake-tailscaled.ts';
+
+/**
+ * The agent's web side as agent.ts wires it (memu.db, admin sign-in, members, setup
+ * wizard, the http module with its access rules) in a temporary directory, with the FAKE
+ * Synapse, Immich and tailscaled of test/helpers in place of the stack's services, and a
+ * sysfs with one wired port. For the wizard's and dashboard's HTTP and browser tests.
+ */
+export const TEST_CLAIM_CODE = '7K3M-Q9XD-2HFT-B8RW';
+const SECRET = 'registration-shared-secret-for-tests';
+
+export interface WebAgent {
+  /** `http://127.0.0.1:PORT`; changes after restart(). */
+  base: string;
+  dir: string;
+  dataDir: string;
+  db(): FamilyDb;
+  synapse: FakeSynapse;
+  immich: FakeImmich;
+  tailscaled: FakeTailscaled;
+  /** Stops and starts the agent's modules on the same data directory, as a restart of the agent. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startWebAgent(opts: { extraRoutes?: (parts: { db: () => FamilyDb }) => AgentModule[] } = {}): Promise<WebAgent> {
+  const log = pino({ level: process.env.MEMU_TEST_LOG ?? 'silent' });
+  const dir = await mkdtemp(join(tmpdir(), 'memu-web-'));
+  const dataDir = join(dir, 'data');
+  await mkdir(join(dir, 'root', 'etc'), { recursive: true });
+  const eth0 = join(dir, 'sys-class-net', 'eth0');
+  await mkdir(join(dir, 'devices', 'eth0'), { recursive: true });
+  await mkdir(eth0, { recursive: true });
+  await symlink(join(dir, 'devices', 'eth0'), join(eth0, 'device'));
+  await writeFile(join(eth0, 'operstate'), 'up\n');
+  await writeStoredSettings(dataDir, { format: DEVICE_SETTINGS_FORMAT, hostname: 'memu-hub', hostnameSource: 'default', timezone: 'UTC', updateChannel: 'stable', factoryQa: false });
+  const synapse = new FakeSynapse({ sharedSecret: SECRET, serverName: 'memu-hub.home.arpa' });
+  const immich = new FakeImmich();
+  const tailscaled = new FakeTailscaled({ socketPath: join(dir, 'tailscaled.sock'), tailnet: 'smiths.ts.net' });
+  await Promise.all([synapse.start(), immich.start(), tailscaled.start()]);
+  const hash = await hashClaimCode(TEST_CLAIM_CODE);
+
+  let modules: AgentModule[] = [];
+  let familyDbModule: ReturnType<typeof createFamilyDbModule> | undefined;
+  const agent: WebAgent = {
+    base: '',
+    dir,
+    dataDir,
+    db: () => familyDbModule!.db,
+    synapse,
+    immich,
+    tailscaled,
+    async restart() {
+      for (const m of [...modules].reverse()) await m.stop();
+      await start();
+    },
+    async stop() {
+      for (const m of [...modules].reverse()) await m.stop();
+      await Promise.all([synapse.stop(), immich.stop(), tailscaled.stop()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+
+  async function start(): Promise<void> {
+    const familyDb = createFamilyDbModule({ dataDir }, log);
+    familyDbModule = familyDb;
+    const db = () => familyDb.db;
+    const adminAuth = createAdminAuthModule({ db }, log);
+    const members = createFamilyMembersModule(
+      { db, dataDir, endpoints: async () => ({ synapse: { url: synapse.url, sharedSecret: SECRET }, immich: { url: immich.url, hostname: 'memu-hub' } }) },
+      log,
+    );
+    const wizard = createSetupWizardModule(
+      {
+        db,
+        dataDir,
+        adminAuth,
+        members,
+        claimCodeHash: async () => hash,
+        tailscale: () => tailscaleControl({ socketPath: join(dir, 'tailscaled.sock'), hostname: async () => 'memu-hub', log }),
+        rootEffects: { rootDir: join(dir, 'root'), sysClassNetDir: join(dir, 'sys-class-net') },
+        sysClassNetDir: join(dir, 'sys-class-net'),
+      },
+      log,
+    );
+    const extra = opts.extraRoutes?.({ db }) ?? [];
+    const http = createHttpModule(
+      {
+        listenHosts: ['127.0.0.1'],
+        port: 0,
+        routes: [webAssetRoutes, adminAuth.routes, wizard.routes, ...extra.flatMap((m) => (m.routes ? [m.routes] : []))],
+        apiKeyDigest: async () => undefined,
+        sessions: adminAuth.sessionResolver,
+        pageGate: (request) => wizard.pageGate(request),
+        cookieSecretPath: join(dataDir, 'agent', 'cookie-secret'),
+      },
+      log,
+    );
+    modules = [familyDb, adminAuth, members, wizard, ...extra, http];
+    for (const m of modules) await m.start();
+    agent.base = `http://127.0.0.1:${http.addresses()[0]!.port}`;
+  }
+
+  await start();
+  return agent;
+}
