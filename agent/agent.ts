@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createAdminAuthModule, type AdminAuthModule } from './admin-auth/index.ts';
 import type { AgentConfig } from './config.ts';
+import { createDashboardModule, localApiTailnet, systemctlPower, type DashboardModule } from './dashboard/index.ts';
 import { deviceRootEffects, readStoredSettings } from './device-settings/index.ts';
 import { createFamilyDbModule, type FamilyDbModule } from './family-db/index.ts';
 import { createFamilyMembersModule, type AccountServiceEndpoints, type FamilyMembersModule } from './family-members/index.ts';
@@ -24,6 +25,7 @@ export interface Agent {
   members: FamilyMembersModule;
   wizard: SetupWizardModule;
   health: HealthModule;
+  dashboard: DashboardModule;
   http: HttpModule;
 }
 
@@ -43,6 +45,7 @@ const SYNAPSE_URL = 'http://127.0.0.1:8008';
  *   family-members  members and their accounts on the stack's services
  *   setup-wizard    claim, admin, network, region, remote access, members, done
  *   health          the liveness answer and the health report, from what every module reports
+ *   dashboard       the admin's pages: services, storage, members, Tailscale, account, power, audit
  *   http            serves every module's routes behind the access rules, on loopback, and
  *                   on the Docker bridge (where the front door reaches it) once Docker answers
  */
@@ -71,7 +74,21 @@ export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: 
     child('setup-wizard'),
   );
   const health = createHealthModule({ version: config.version, dataDir: config.dataDir, sources: [provisioning.health, stack.health] }, child('health'));
-  const beforeHttp: AgentModule[] = [stack, provisioning, familyDb, adminAuth, members, wizard, health];
+  const dashboard = createDashboardModule(
+    {
+      db,
+      dataDir: config.dataDir,
+      sessions: adminAuth.sessions,
+      limiter: adminAuth.limiter,
+      members,
+      stack,
+      health,
+      tailnet: localApiTailnet({ socketPath: TAILSCALE_SOCKET, hostname, log: child('tailscale') }),
+      power: systemctlPower(),
+    },
+    child('dashboard'),
+  );
+  const beforeHttp: AgentModule[] = [stack, provisioning, familyDb, adminAuth, members, wizard, health, dashboard];
   const http = createHttpModule(
     {
       listenHosts: config.listenHosts,
@@ -95,6 +112,7 @@ export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: 
     members,
     wizard,
     health,
+    dashboard,
     http,
     async start() {
       for (const m of modules) {

@@ -54,3 +54,8 @@ export async function passwordMatches(db: FamilyDb, username: string, password: 
 
 // A hash of nothing anyone can type, verified when the username is unknown.
 const DUMMY_HASH = '$scrypt$ln=15,r=8,p=1$bWVtdS1kdW1teS1zYWx0$3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w0';
+
+/** Replaces the admin's password hash; false when there is no such admin. */
+export function setAdminPassword(db: FamilyDb, username: string, passwordHash: string, at = Date.now()): boolean {
+  return db.run('UPDATE admins SET password_hash = ?, password_changed_at = ? WHERE username = ?', [passwordHash, at, username]).changes === 1;
+}

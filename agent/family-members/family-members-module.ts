@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { createAccountsService, usernameProblem as accountUsernameProblem, type AccountService, type AccountsService, type ServiceAccountResult } from '../accounts/index.ts';
 import { recordAudit } from '../audit-log/index.ts';
-import { displayTextProblem } from '../admin-auth/index.ts';
+import { displayTextProblem, usernameProblem } from '../admin-auth/index.ts';
 import type { FamilyDb } from '../family-db/index.ts';
 import type { AgentModule } from '../module.ts';
 import { memuDbAccountStore } from './account-records.ts';
@@ -68,7 +68,8 @@ export function createFamilyMembersModule(opts: FamilyMembersOptions, log: Logge
     },
     async add(input, actor) {
       const problems: Partial<Record<'username' | 'displayName', string>> = {};
-      const u = accountUsernameProblem(input.username);
+      // Both the services' rules and memu.db's (which wants a letter first).
+      const u = accountUsernameProblem(input.username) ?? usernameProblem(input.username);
       if (u) problems.username = u;
       else if (findMember(opts.db(), input.username)) problems.username = 'is already taken by a member (a removed member\'s name stays taken)';
       const d = displayTextProblem(input.displayName, 'the name');

@@ -7,7 +7,7 @@ import { recordAudit } from '../audit-log/index.ts';
 import { verifyClaimCode } from '../claim-code/index.ts';
 import { applyStoredDeviceSettings, readStoredSettings, writeStoredSettings, writeStoredWifi, wpaPskFromPassphrase, type RootEffects } from '../device-settings/index.ts';
 import type { FamilyDb } from '../family-db/index.ts';
-import type { FamilyMembersModule } from '../family-members/index.ts';
+import { accountSheet, type FamilyMembersModule, type SheetMember } from '../family-members/index.ts';
 import type { TailscaleControl } from '../tailscale/index.ts';
 import { errorBox, html, page, raw, type SafeHtml } from '../web-pages/index.ts';
 import { clearClaimTicket, hasClaimTicket, issueClaimTicket } from './claim-ticket.ts';
@@ -371,14 +371,15 @@ ${
     });
 
     // 6. Family members and their accounts; one-time passwords shown once, in this answer only.
-    const membersPage = async (reply: FastifyReply, opts: { issued?: { displayName: string; results: ServiceAccountResult[] }; problems?: Record<string, string | undefined>; values?: Record<string, string> } = {}) => {
+    const membersPage = async (reply: FastifyReply, opts: { issued?: { member: SheetMember; results: ServiceAccountResult[] }; problems?: Record<string, string | undefined>; values?: Record<string, string> } = {}) => {
       const members = await deps.members.list().catch(() => []);
+      const hostname = (await readStoredSettings(deps.dataDir))?.hostname ?? 'memu';
       const problems = opts.problems ?? {};
       const csrf = reply.generateCsrf();
       return show(
         reply,
         'members',
-        html`${opts.issued ? await issuedCard(opts.issued) : ''}
+        html`${opts.issued ? await accountSheet(opts.issued.member, opts.issued.results, hostname, html`<p class="no-print">What failed can be tried again from the dashboard's Members page.</p>`) : ''}
 <p>Add the people who will use Memu. Each gets an account for chat and photos, with a first password to change when they sign in.</p>
 ${Object.keys(problems).length ? errorBox('Some answers need another look: see the notes below each field.') : ''}
 <form method="post" action="/admin/setup/members" class="card no-print"><input type="hidden" name="_csrf" value="${csrf}">
@@ -399,7 +400,7 @@ ${members.length ? html`<div class="card no-print"><h2>Added</h2><ul>${members.m
       const values = { displayName: (form.displayName ?? '').trim(), username: (form.username ?? '').trim().toLowerCase() };
       const added = await deps.members.add(values, actor(request));
       if ('problems' in added) return membersPage(reply, { problems: added.problems, values });
-      return membersPage(reply, { issued: { displayName: added.member.displayName, results: added.accounts } });
+      return membersPage(reply, { issued: { member: added.member, results: added.accounts } });
     });
 
     app.post('/setup/members/next', async (request, reply) => {
@@ -432,18 +433,4 @@ ${magic ? html`<h2>Away</h2><p><strong>http://${magic}</strong> from any device 
       return reply.redirect('/admin/', 303);
     });
   };
-}
-
-/** The once-only card with a new member's first passwords: printable, with the apps' QR codes. */
-async function issuedCard(issued: { displayName: string; results: ServiceAccountResult[] }): Promise<SafeHtml> {
-  const rows = await Promise.all(
-    issued.results.map(async (r) => {
-      const label = SERVICE_LABELS[r.service];
-      if (r.state === 'unavailable') return html`<li>${label}: <span class="warn">not on this Memu</span> (${r.error ?? 'the service is not installed'})</li>`;
-      if (r.state !== 'created' || !r.oneTimePassword) return html`<li>${label}: <span class="bad">${r.state}</span>${r.error ? html` — ${r.error}` : ''}${r.retriable ? ' You can try again from the dashboard.' : ''}</li>`;
-      const qr = r.login ? await QRCode.toString(r.login, { type: 'svg', margin: 1 }) : '';
-      return html`<li>${label}: sign in as <strong>${r.login ?? ''}</strong> with the first password <span class="secret">${r.oneTimePassword}</span>${qr ? html`<div class="qr" role="img" aria-label="QR code of the sign-in name for ${label}">${raw(qr)}</div>` : ''}</li>`;
-    }),
-  );
-  return html`<div class="card" role="status"><h2>${issued.displayName}'s accounts</h2><p>Write these down or print this page now: the passwords are shown only this once.</p><ul>${rows}</ul></div>`;
 }

@@ -9,6 +9,7 @@ import type { HealthSource } from '../health/index.ts';
 import type { AgentModule } from '../module.ts';
 import { bringStackUp, type BringUpTimings } from './bring-up.ts';
 import { dockerBridgeGateway } from './docker-bridge.ts';
+import { SERVICE_LABEL, STACK_LABEL } from './labels.ts';
 import { createStackReconciler, type ReportedStackStatus, type StackReconciler, type StackReconcilerOptions } from './reconciler.ts';
 import { stackHealthReasons } from './stack-health.ts';
 
@@ -31,6 +32,12 @@ export interface StackModule extends AgentModule {
   startLoop(): void;
   /** Runs `fn` (an update, a backup) while the reconciler holds the stack still; see StackReconciler.runExclusive. */
   runExclusive<T>(reason: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Restarts one service's container (the dashboard's "Restart"), with the loop held still
+   * so the stop is not taken for a crash; the loop reconciles right after. Rejects, saying
+   * why, when the stack has no such service or the service has no container.
+   */
+  restartService(service: string): Promise<void>;
   /** Its `stack` section of the health report and why it degrades the device. */
   health: HealthSource;
   /** Docker's bridge gateway (where containers reach the host), once Docker answers; rejects when the module stops first. */
@@ -116,6 +123,20 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
     status,
     runExclusive(reason, fn) {
       return reconciler ? reconciler.runExclusive(reason, fn) : fn();
+    },
+    async restartService(service) {
+      const current = status();
+      if (current.state === 'none') throw new Error(current.reason);
+      if (!reconciler || !Object.hasOwn(current.services, service)) throw new Error(`the stack has no service named ${service}`);
+      await reconciler.runExclusive(`restarting ${service}`, async () => {
+        const docker = new Docker({ socketPath: opts.dockerSocket });
+        const labels = [`${SERVICE_LABEL}=${service}`, current.project ? `${STACK_LABEL}=${current.project}` : STACK_LABEL];
+        const [container] = await docker.listContainers({ all: true, filters: { label: labels } });
+        if (!container) throw new Error(`${service} has no container yet (${current.services[service]!.summary})`);
+        log.info({ service, containerId: container.Id }, 'restarting a service on request');
+        // No timeout given: Docker uses the container's own StopTimeout (the compose stop_grace_period).
+        await docker.getContainer(container.Id).restart();
+      });
     },
     health: {
       name: 'stack',

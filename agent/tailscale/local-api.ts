@@ -69,6 +69,11 @@ export class TailscaleLocalApi {
     await this.call('POST', '/localapi/v0/login-interactive');
   }
 
+  /** Logs the node out of its tailnet, as `tailscale logout` does (cmd/tailscale/cli/logout.go). */
+  async logout(): Promise<void> {
+    await this.call('POST', '/localapi/v0/logout');
+  }
+
   private call(method: string, path: string, body?: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const req = request(

@@ -144,7 +144,7 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
       await page.getByLabel('Username').fill('chidi');
       await page.getByRole('button', { name: 'Add' }).click();
       // Neither Synapse nor Immich is in the test stack: said per service, not a failure.
-      expect(await page.getByText('not on this Memu').count()).toBe(2);
+      expect(await page.getByText('is not part of the installed stack').count()).toBe(2);
       await page.getByRole('button', { name: 'Continue' }).click();
       await page.getByRole('button', { name: 'Go to the dashboard' }).click();
       expect(new URL(page.url()).pathname).toBe('/admin/');

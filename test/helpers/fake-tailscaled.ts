@@ -13,7 +13,8 @@ import { dirname } from 'node:path';
  *   - POST /localapi/v0/login-interactive → 204; with a good auth key the backend goes
  *     Starting → Running (or NeedsMachineAuth), with a rejected key it stays NeedsLogin
  *     and reports the error in Health; without a key (a browser login) status carries
- *     an AuthURL until completeBrowserLogin() plays the person signing in there.
+ *     an AuthURL until completeBrowserLogin() plays the person signing in there;
+ *   - POST /localapi/v0/logout → 204; the node needs a new login.
  * It records every request and can be told to fail a path or reject keys.
  */
 export interface RecordedRequest {
@@ -131,6 +132,11 @@ export class FakeTailscaled {
         }, this.options.loginDelayMs ?? 50);
         return { status: 204 };
       }
+      case 'POST /localapi/v0/logout':
+        this.backendState = 'NeedsLogin';
+        this.haveNodeKey = false;
+        this.authUrl = '';
+        return { status: 204 };
       default:
         return error(404, `${path} not found`);
     }

@@ -104,7 +104,7 @@ describe('the setup wizard in Chromium, at phone and desktop width', () => {
     await page.getByLabel('Name', { exact: true }).fill('Chidi Okafor');
     await page.getByLabel('Username').fill('chidi');
     await go(() => page.getByRole('button', { name: 'Add' }).click());
-    expect(await page.getByText('the passwords are shown only this once').isVisible()).toBe(true);
+    expect(await page.getByText('Shown only now.').isVisible()).toBe(true);
     await inspect('6-members-added');
 
     await go(() => page.getByRole('button', { name: 'Continue' }).click());
