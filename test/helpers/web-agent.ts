@@ -9,7 +9,10 @@ import { createFamilyDbModule, type FamilyDb } from '../../agent/family-db/index
 import { createFamilyMembersModule } from '../../agent/family-members/index.ts';
 import { createHttpModule } from '../../agent/http/index.ts';
 import type { AgentModule } from '../../agent/module.ts';
+import { createDashboardModule, localApiTailnet } from '../../agent/dashboard/index.ts';
+import { createHealthModule } from '../../agent/health/index.ts';
 import { createSetupWizardModule } from '../../agent/setup-wizard/index.ts';
+import type { StackModule } from '../../agent/stack/index.ts';
 import { tailscaleControl } from '../../agent/tailscale/index.ts';
 import { webAssetRoutes } from '../../agent/web-pages/index.ts';
 import { FakeImmich } from './fake-immich.ts';
@@ -39,7 +42,25 @@ export interface WebAgent {
   stop(): Promise<void>;
 }
 
-export async function startWebAgent(opts: { extraRoutes?: (parts: { db: () => FamilyDb }) => AgentModule[] } = {}): Promise<WebAgent> {
+/** A FAKE stack module for the dashboard: a few services in the states a family may meet. */
+export function fakeStackForDashboard(): Pick<StackModule, 'status' | 'restartService'> {
+  return {
+    status: () => ({
+      state: 'present',
+      loop: 'running',
+      converged: true,
+      project: 'memu',
+      services: {
+        memu_proxy: { state: 'healthy', containerId: 'c1', summary: 'memu_proxy is healthy' },
+        synapse: { state: 'healthy', containerId: 'c2', summary: 'synapse is healthy' },
+        immich_server: { state: 'unhealthy', containerId: 'c3', restarts: 1, loopBreaker: false, nextRetryAt: Date.now() + 20_000, summary: 'immich_server is unhealthy; restarting in 20 s' },
+      },
+    }),
+    restartService: async () => undefined,
+  };
+}
+
+export async function startWebAgent(opts: { dashboard?: boolean } = {}): Promise<WebAgent> {
   const log = pino({ level: process.env.MEMU_TEST_LOG ?? 'silent' });
   const dir = await mkdtemp(join(tmpdir(), 'memu-web-'));
   const dataDir = join(dir, 'data');
@@ -99,7 +120,28 @@ export async function startWebAgent(opts: { extraRoutes?: (parts: { db: () => Fa
       },
       log,
     );
-    const extra = opts.extraRoutes?.({ db }) ?? [];
+    const extra: AgentModule[] = [];
+    if (opts.dashboard) {
+      const health = createHealthModule({ version: '1.0.0-test', dataDir, sources: [] }, log);
+      extra.push(
+        health,
+        createDashboardModule(
+          {
+            db,
+            dataDir,
+            sessions: adminAuth.sessions,
+            limiter: adminAuth.limiter,
+            members,
+            stack: fakeStackForDashboard(),
+            health,
+            tailnet: localApiTailnet({ socketPath: join(dir, 'tailscaled.sock'), hostname: async () => 'memu-hub', log }),
+            // A FAKE power control: the machine running the tests is never restarted.
+            power: { reboot: async () => undefined, powerOff: async () => undefined },
+          },
+          log,
+        ),
+      );
+    }
     const http = createHttpModule(
       {
         listenHosts: ['127.0.0.1'],

@@ -1,5 +1,5 @@
 /**
- * The setup wizard in a real browser (Debian's Chromium through playwright-core) against
+ * The setup wizard, then the dashboard, in a real browser (Debian's Chromium through playwright-core) against
  * the agent's web side (test/helpers/web-agent.ts: real memu.db, FAKE Synapse, Immich and
  * tailscaled). Every step at phone and desktop width: no serious or critical axe-core
  * violation, under 150 KB transferred, a screenshot for the README (docs/screenshots/).
@@ -23,7 +23,7 @@ const weights: Record<string, number> = {};
 const transferredBytes = () => page.evaluate(() => performance.getEntries().reduce((n, e) => n + ((e as PerformanceResourceTiming).transferSize ?? 0), 0));
 
 /** Checks the page as shown, at both widths, and keeps its screenshots. */
-async function inspect(name: string): Promise<void> {
+async function inspect(name: string, prefix = 'wizard'): Promise<void> {
   const transferred = await transferredBytes();
   weights[name] = transferred;
   expect(transferred, `${name}: bytes transferred`).toBeGreaterThan(0);
@@ -33,7 +33,7 @@ async function inspect(name: string): Promise<void> {
     expect(seriousViolations(await axeViolations(page)), `${name} at ${size} width`).toEqual([]);
     // Nothing wider than the screen: a phone never scrolls sideways.
     expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} at ${size}: page width`).toBeLessThanOrEqual(viewport.width);
-    await page.screenshot({ path: `${SCREENSHOTS}wizard-${name}-${size}.png`, fullPage: true });
+    await page.screenshot({ path: `${SCREENSHOTS}${prefix}-${name}-${size}.png`, fullPage: true });
   }
   await page.setViewportSize(VIEWPORTS.phone);
 }
@@ -45,7 +45,7 @@ async function go(action: () => Promise<unknown>): Promise<void> {
 
 beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true });
-  agent = await startWebAgent();
+  agent = await startWebAgent({ dashboard: true });
   browser = await launchChromium();
   const context = await browser.newContext({ viewport: VIEWPORTS.phone, locale: 'en-GB' });
   page = await context.newPage();
@@ -111,6 +111,26 @@ describe('the setup wizard in Chromium, at phone and desktop width', () => {
     expect(page.url()).toBe(`${agent.base}/admin/setup/done`);
     await inspect('7-done');
     await go(() => page.getByRole('button', { name: 'Go to the dashboard' }).click());
-    expect(new URL(page.url()).pathname).toMatch(/^\/admin\//);
+    expect(new URL(page.url()).pathname).toBe('/admin/');
+  });
+
+  it('shows every dashboard page to the admin the wizard signed in', async () => {
+    for (const [name, path] of [
+      ['1-overview', '/admin/'],
+      ['2-members', '/admin/members'],
+      ['3-tailscale', '/admin/tailscale'],
+      ['4-account', '/admin/account'],
+      ['5-power', '/admin/power'],
+      ['6-audit', '/admin/audit'],
+    ] as const) {
+      await go(() => page.goto(`${agent.base}${path}`));
+      expect(new URL(page.url()).pathname, name).toBe(path);
+      await inspect(name, 'dashboard');
+    }
+    // The overview shows the stack's services; the audit log, what the wizard did.
+    await go(() => page.goto(`${agent.base}/admin/`));
+    expect(await page.getByText('immich_server').count()).toBeGreaterThan(0);
+    await go(() => page.goto(`${agent.base}/admin/audit`));
+    expect(await page.getByText('setup.admin').count()).toBeGreaterThan(0);
   });
 });
