@@ -148,6 +148,9 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
       await page.getByRole('button', { name: 'Continue' }).click();
       await page.getByRole('button', { name: 'Go to the dashboard' }).click();
       expect(new URL(page.url()).pathname).toBe('/admin/');
+      // The dashboard shows the services the reconciler runs on this box.
+      const overview = (await page.textContent('main')) ?? '';
+      for (const service of ['store', 'api', 'web', 'front']) expect(overview).toMatch(new RegExp(`\\b${service}\\b`));
       expect((await fetch(`${front}/admin/setup/state`)).status).toBe(204);
     } finally {
       await browser.close();

@@ -1,19 +1,24 @@
 import type { HealthStatus } from '../../shared/contracts/agent-api.ts';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runMemu } from './memu-build.ts';
-import { pushFrontDoorImage } from './front-door-image.ts';
+import { commandResult, runMemu } from './memu-build.ts';
 import { pushTestImage, type TestRegistry } from './oci-registry.ts';
+
+/** Both platforms a Memu box runs on: every image of the test stack is locked for each. */
+const PLATFORMS = 'linux/amd64,linux/arm64';
 
 /**
  * A small stack with a dependency chain and a front door: front waits for web to be
  * healthy, web for api, api for store. store, api and web are one busybox test image;
- * front is a real nginx (Debian's, see front-door-image.ts) that publishes port 80,
- * checked every 5 s (so the box is seen from outside for a few seconds before it is up),
- * serves web's page at / and forwards /admin/ to the agent on the host, as the family
- * stack's front door does. All from a real local registry, pinned by digest.
+ * front is the product's front door image, Debian's nginx built from Debian packages by
+ * `memu image build front` (image/debian-images/), which publishes port 80, checked every
+ * 5 s (so the box is seen from outside for a few seconds before it is up), serves web's
+ * page at / and forwards /admin/ to the agent on the host, as the family stack's front
+ * door does. With `cache`, a valkey service (`memu image build valkey`) joins. All from
+ * a real local registry, pinned by digest.
  */
-export function stackYaml(images: { busybox: string; front: string }): string {
+export function stackYaml(images: { busybox: string; front: string; cache?: string }): string {
   const common = `    restart: unless-stopped
     mem_limit: 64m
     logging:
@@ -27,6 +32,14 @@ export function stackYaml(images: { busybox: string; front: string }): string {
   /** A busybox httpd serving `body`, healthy once it answers on `port`. */
   const httpd = (port: number, body: string) => `    command: ["sh", "-c", "busybox mkdir -p /www && echo ${body} > /www/index.html && exec httpd -f -p ${port} -h /www"]
 ${healthcheck(`["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:${port}/"]`)}`;
+  // The cache the family stack runs (Redis there), from Debian's valkey: nothing uses it here.
+  const cache = images.cache
+    ? `  cache:
+    image: ${images.cache}
+${common}
+${healthcheck('["CMD", "valkey-cli", "ping"]')}
+`
+    : '';
   return `name: memu-test
 services:
   store:
@@ -46,7 +59,7 @@ ${common}
     depends_on:
       api: { condition: service_healthy }
 ${httpd(8082, "'memu test stack'")}
-  front:
+${cache}  front:
     image: ${images.front}
 ${common}
     depends_on:
@@ -58,16 +71,37 @@ ${healthcheck('["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/health
 }
 
 /**
- * Pushes the test images to `registry`, writes the stack into `dir` and pins it with the
- * real `memu stack lock` (for linux/amd64: the front door image is the host's nginx).
- * Returns `dir`, ready for `memu build --stack`.
+ * Builds an image definition from Debian packages with the real `memu image build` for
+ * both platforms and pushes it to `registry` as `memu-test/<definition>:1`. The .debs
+ * and resolved package sets stay in the cache dir, so a rerun needs no network.
  */
-export async function writeTestStack(registry: TestRegistry, dir: string): Promise<string> {
+export async function pushDebianImage(registry: TestRegistry, definition: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const reference = `${registry.host}/memu-test/${definition}:1`;
+  const out = await mkdtemp(join(tmpdir(), `memu-image-${definition}-`));
+  try {
+    const r = await runMemu(['--json', 'image', 'build', definition, '--platform', PLATFORMS, '--out', out, '--push', reference], { env });
+    if (r.code !== 0) throw new Error(`memu image build ${definition} failed (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
+    commandResult(r);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+  return reference;
+}
+
+/**
+ * Pushes the test images to `registry`, writes the stack into `dir` and pins it with the
+ * real `memu stack lock` for linux/amd64 and linux/arm64. Returns `dir`, ready for
+ * `memu build --stack`. `cacheDir` is memu's cache for the image builds (default: the
+ * tests' shared one).
+ */
+export async function writeTestStack(registry: TestRegistry, dir: string, opts: { cache?: boolean; cacheDir?: string } = {}): Promise<string> {
+  const env = opts.cacheDir ? { MEMU_CACHE_DIR: opts.cacheDir } : {};
   await pushTestImage(registry, { repo: 'memu-test/busybox', tag: '1', platforms: ['linux/amd64', 'linux/arm64'] });
-  const front = await pushFrontDoorImage(registry);
+  const front = await pushDebianImage(registry, 'front', env);
+  const cache = opts.cache ? await pushDebianImage(registry, 'valkey', env) : undefined;
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'stack.yml'), stackYaml({ busybox: `${registry.host}/memu-test/busybox:1`, front }));
-  const lock = await runMemu(['stack', 'lock', '--compose', join(dir, 'stack.yml'), '--lock', join(dir, 'images.lock.json'), '--platform', 'linux/amd64']);
+  await writeFile(join(dir, 'stack.yml'), stackYaml({ busybox: `${registry.host}/memu-test/busybox:1`, front, cache }));
+  const lock = await runMemu(['stack', 'lock', '--compose', join(dir, 'stack.yml'), '--lock', join(dir, 'images.lock.json'), '--platform', PLATFORMS], { env });
   if (lock.code !== 0) throw new Error(`memu stack lock failed (exit ${lock.code}):\n${lock.stderr.slice(-2000)}`);
   return dir;
 }

@@ -12,6 +12,7 @@ export const commandLoaders: Record<string, () => Promise<RegisterCommand>> = {
   flash: async () => (await import('./flash.ts')).registerFlash,
   preseed: async () => (await import('./preseed.ts')).registerPreseed,
   stack: async () => (await import('./stack.ts')).registerStack,
+  image: async () => (await import('./image.ts')).registerImage,
   keygen: async () => (await import('./keygen.ts')).registerKeygen,
 };
 
