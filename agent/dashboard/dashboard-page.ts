@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { errorBox, html, page, raw, type SafeHtml } from '../web-pages/index.ts';
+import { errorBox, html, page, raw, sendStreamed, STREAM_MARK, type SafeHtml } from '../web-pages/index.ts';
 
 /** The dashboard's sections, in the order the navigation shows them. */
 export const SECTIONS = [
@@ -139,8 +138,6 @@ export function confirmed(body: unknown): boolean {
   return (body as { confirm?: unknown } | undefined)?.confirm === 'yes';
 }
 
-const STREAM_MARK = '<!--memu-result-->';
-
 /**
  * A page for work that takes seconds (making accounts), answered while it runs: the page
  * up to a progress note is sent at once, the result when the work is done, so the browser
@@ -159,18 +156,5 @@ export function sendStreamedPage(
     title: p.title,
     body: html`<p class="notice progress no-print" role="status">${p.waiting}</p>${raw(STREAM_MARK)}`,
   });
-  const [head, tail] = doc.split(STREAM_MARK) as [string, string];
-  async function* chunks() {
-    yield head;
-    let result: SafeHtml;
-    try {
-      result = await work();
-    } catch (err) {
-      result = onError(err);
-    }
-    yield html`<div class="done">${result}</div>`.value;
-    yield tail;
-  }
-  // The front door (nginx) would otherwise hold the first part back until the end.
-  return htmlHeaders(reply).header('x-accel-buffering', 'no').send(Readable.from(chunks(), { objectMode: false }));
+  return sendStreamed(reply, doc, work, onError);
 }

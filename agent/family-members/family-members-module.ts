@@ -32,6 +32,8 @@ export type AddMemberResult = { problems: Partial<Record<'username' | 'displayNa
 
 export interface FamilyMembersModule extends AgentModule {
   list(): Promise<MemberWithAccounts[]>;
+  /** What is wrong with a new member's name and username, before anything is recorded; undefined when nothing. */
+  check(input: { username: string; displayName: string }): Partial<Record<'username' | 'displayName', string>> | undefined;
   /** Records the member, then makes their accounts; each service's outcome (with its one-time password) is returned once. */
   add(input: { username: string; displayName: string }, actor: string): Promise<AddMemberResult>;
   /** Tries again what failed (or was left unfinished) for this member. */
@@ -57,6 +59,16 @@ export function createFamilyMembersModule(opts: FamilyMembersOptions, log: Logge
   };
   const audit = (actor: string, action: string, detail: Record<string, unknown>) => opts.db().transaction(() => recordAudit(opts.db(), actor, action, detail));
   const summary = (results: ServiceAccountResult[]) => Object.fromEntries(results.map((r) => [r.service, r.state]));
+  const check = (input: { username: string; displayName: string }) => {
+    const problems: Partial<Record<'username' | 'displayName', string>> = {};
+    // Both the services' rules and memu.db's (which wants a letter first).
+    const u = accountUsernameProblem(input.username) ?? usernameProblem(input.username);
+    if (u) problems.username = u;
+    else if (findMember(opts.db(), input.username)) problems.username = 'is already taken by a member (a removed member\'s name stays taken)';
+    const d = displayTextProblem(input.displayName, 'the name');
+    if (d) problems.displayName = d;
+    return Object.keys(problems).length > 0 ? problems : undefined;
+  };
 
   return {
     name: 'family-members',
@@ -66,15 +78,10 @@ export function createFamilyMembersModule(opts: FamilyMembersOptions, log: Logge
       const accountsService = await service();
       return Promise.all(listMembers(opts.db()).map(async (m) => ({ ...m, accounts: await accountsService.memberAccounts(m) })));
     },
+    check,
     async add(input, actor) {
-      const problems: Partial<Record<'username' | 'displayName', string>> = {};
-      // Both the services' rules and memu.db's (which wants a letter first).
-      const u = accountUsernameProblem(input.username) ?? usernameProblem(input.username);
-      if (u) problems.username = u;
-      else if (findMember(opts.db(), input.username)) problems.username = 'is already taken by a member (a removed member\'s name stays taken)';
-      const d = displayTextProblem(input.displayName, 'the name');
-      if (d) problems.displayName = d;
-      if (Object.keys(problems).length > 0) return { problems };
+      const problems = check(input);
+      if (problems) return { problems };
       const added = insertMember(opts.db(), input, actor);
       const results = await (await service()).createMemberAccounts(added);
       audit(actor, 'member.accounts', { username: added.username, ...summary(results) });

@@ -9,7 +9,7 @@ import { applyStoredDeviceSettings, readStoredSettings, writeStoredSettings, wri
 import type { FamilyDb } from '../family-db/index.ts';
 import { accountSheet, type FamilyMembersModule, type SheetMember } from '../family-members/index.ts';
 import type { TailscaleControl } from '../tailscale/index.ts';
-import { errorBox, html, page, raw, type SafeHtml } from '../web-pages/index.ts';
+import { errorBox, html, page, raw, sendStreamed, STREAM_MARK, type SafeHtml } from '../web-pages/index.ts';
 import { clearClaimTicket, hasClaimTicket, issueClaimTicket } from './claim-ticket.ts';
 import { networkLinks } from './network-links.ts';
 import { completeStep, readProgress, STEP_TITLES, stepPath, WIZARD_STEPS, type WizardStep } from './wizard-progress.ts';
@@ -18,7 +18,7 @@ export interface SetupWizardDeps {
   db: () => FamilyDb;
   dataDir: string;
   adminAuth: Pick<AdminAuthModule, 'sessions' | 'limiter'>;
-  members: Pick<FamilyMembersModule, 'add' | 'list'>;
+  members: Pick<FamilyMembersModule, 'add' | 'list' | 'check'>;
   /** The stored hash of the claim code (device-secrets), undefined before first boot made it. */
   claimCodeHash: () => Promise<string | undefined>;
   /** tailscaled through its LocalAPI; undefined when the stack runs no tailscaled. */
@@ -349,10 +349,23 @@ ${
       if (!/^tskey-[A-Za-z0-9_-]+$/.test(authKey)) return remotePage(reply, 'That is not a Tailscale auth key: it starts with "tskey-".');
       const control = await deps.tailscale();
       if (!control) return remotePage(reply, 'Tailscale is not running on this Memu.');
-      const result = await control.joinWithAuthKey(authKey);
-      deps.db().transaction(() => recordAudit(deps.db(), actor(request), 'tailscale.join', { method: 'auth-key', ok: result.ok }));
-      if (!result.ok) return remotePage(reply, `Tailscale did not accept the key: ${result.reason}. Make a new key and try again, or sign in with a browser.`);
-      return reply.redirect(stepPath('remote'), 303);
+      // Joining takes seconds (tailscaled asks the control server): show progress first.
+      const doc = page({
+        title: STEP_TITLES.remote,
+        body: html`${stepList('remote', progress().completed)}<p class="notice progress no-print" role="status">Joining your tailnet…</p>${raw(STREAM_MARK)}<p><a href="/admin/setup/remote">Continue</a></p>`,
+      });
+      return sendStreamed(
+        reply,
+        doc,
+        async () => {
+          const result = await control.joinWithAuthKey(authKey);
+          deps.db().transaction(() => recordAudit(deps.db(), actor(request), 'tailscale.join', { method: 'auth-key', ok: result.ok }));
+          return result.ok
+            ? html`<p class="ok">This Memu joined your tailnet.</p>`
+            : html`${errorBox(`Tailscale did not accept the key: ${result.reason}. Make a new key and try again, or sign in with a browser.`)}`;
+        },
+        (err) => html`${errorBox(`Joining failed: ${(err as Error).message}. Try again.`)}`,
+      );
     });
 
     app.post('/setup/remote/login', async (request, reply) => {
@@ -398,9 +411,27 @@ ${members.length ? html`<div class="card no-print"><h2>Added</h2><ul>${members.m
       if (!guard(request, reply, 'members')) return reply;
       const form = request.body as Record<string, string | undefined>;
       const values = { displayName: (form.displayName ?? '').trim(), username: (form.username ?? '').trim().toLowerCase() };
-      const added = await deps.members.add(values, actor(request));
-      if ('problems' in added) return membersPage(reply, { problems: added.problems, values });
-      return membersPage(reply, { issued: { member: added.member, results: added.accounts } });
+      const problems = deps.members.check(values);
+      if (problems) return membersPage(reply, { problems, values });
+      // Making accounts takes seconds (both services hash the password): show progress first.
+      const hostname = (await readStoredSettings(deps.dataDir))?.hostname ?? 'memu';
+      const csrf = reply.generateCsrf();
+      const doc = page({
+        title: STEP_TITLES.members,
+        body: html`${stepList('members', progress().completed)}<p class="notice progress no-print" role="status">Making ${values.displayName}'s accounts…</p>${raw(STREAM_MARK)}
+<form method="post" action="/admin/setup/members/next" class="no-print"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="secondary">Continue</button></form>
+<p class="no-print"><a href="/admin/setup/members">Add another member</a></p>`,
+      });
+      return sendStreamed(
+        reply,
+        doc,
+        async () => {
+          const added = await deps.members.add(values, actor(request));
+          if ('problems' in added) return html`${errorBox(Object.values(added.problems).join('; '))}`;
+          return accountSheet(added.member, added.accounts, hostname, html`<p class="no-print">What failed can be tried again from the dashboard's Members page.</p>`);
+        },
+        (err) => html`${errorBox(`Adding ${values.displayName} failed: ${(err as Error).message}. Try again.`)}`,
+      );
     });
 
     app.post('/setup/members/next', async (request, reply) => {

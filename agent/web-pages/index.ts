@@ -2,3 +2,4 @@
 export { escapeHtml, html, raw, SafeHtml } from './html.ts';
 export { ASSET_PATHS, errorBox, page, type PageOptions } from './layout.ts';
 export { webAssetRoutes } from './asset-routes.ts';
+export { sendStreamed, STREAM_MARK } from './streamed-page.ts';
