@@ -12,6 +12,7 @@ import type { TailscaleControl } from '../tailscale/index.ts';
 import { errorBox, html, page, raw, sendStreamed, STREAM_MARK, type SafeHtml } from '../web-pages/index.ts';
 import { clearClaimTicket, hasClaimTicket, issueClaimTicket } from './claim-ticket.ts';
 import { networkLinks } from './network-links.ts';
+import { scanWifi, type WifiNetwork } from './wifi-scan.ts';
 import { completeStep, readProgress, STEP_TITLES, stepPath, WIZARD_STEPS, type WizardStep } from './wizard-progress.ts';
 
 export interface SetupWizardDeps {
@@ -25,6 +26,8 @@ export interface SetupWizardDeps {
   tailscale: () => Promise<TailscaleControl | undefined>;
   rootEffects: RootEffects;
   sysClassNetDir?: string;
+  /** Wi-Fi networks in reach of `iface`; the device's `iw` by default. */
+  scanWifi?: (iface: string) => Promise<WifiNetwork[]>;
   log: Logger;
 }
 
@@ -47,6 +50,13 @@ export const LANGUAGES: Record<string, string> = {
 };
 
 const SERVICE_LABELS: Record<AccountService, string> = { synapse: 'Memu Chat', immich: 'Memu Memories' };
+
+/** A scan's signal in words a family understands. */
+function signalWords(dbm: number): string {
+  if (dbm >= -55) return 'strong signal';
+  if (dbm >= -70) return 'good signal';
+  return 'weak signal';
+}
 
 function stepList(current: WizardStep, completed: readonly WizardStep[]): SafeHtml {
   return html`<ol class="steps" aria-label="Setup steps">${WIZARD_STEPS.map(
@@ -217,6 +227,10 @@ ${Object.keys(problems).length ? errorBox('Some answers need another look: see t
       const wired = links.filter((l) => l.kind === 'wired');
       const wireless = links.filter((l) => l.kind === 'wireless');
       const online = links.some((l) => l.connected);
+      const seen = wireless[0] ? await (deps.scanWifi ?? scanWifi)(wireless[0].name).catch((err: Error) => {
+        deps.log.warn({ err }, 'Wi-Fi scan failed');
+        return [] as WifiNetwork[];
+      }) : [];
       return show(
         reply,
         'network',
@@ -231,7 +245,8 @@ ${
     ? html`<form method="post" action="/admin/setup/network" class="card">
 <h2>Wi-Fi</h2>
 <input type="hidden" name="_csrf" value="${reply.generateCsrf()}">
-<label for="ssid">Network name</label><input id="ssid" name="ssid" maxlength="32" required${described(problems, 'ssid')}>${fieldError(problems, 'ssid')}
+${seen.length ? html`<p>Networks in reach, strongest first:</p><ul>${seen.map((n) => html`<li>${n.ssid} <span class="hint">${n.secured ? 'password needed' : 'open'}, ${signalWords(n.signalDbm)}</span></li>`)}</ul>` : html`<p class="hint">No networks found in reach; type the name of yours.</p>`}
+<label for="ssid">Network name</label><input id="ssid" name="ssid" maxlength="32" required list="networks"${described(problems, 'ssid')}><datalist id="networks">${seen.map((n) => html`<option value="${n.ssid}"></option>`)}</datalist>${fieldError(problems, 'ssid')}
 <label for="passphrase">Password <span class="hint">leave empty for an open network</span></label><input id="passphrase" name="passphrase" type="password" autocomplete="off"${described(problems, 'passphrase')}>${fieldError(problems, 'passphrase')}
 <label for="country">Country <span class="hint">two letters, e.g. GB; Wi-Fi channels differ by country</span></label><input id="country" name="country" maxlength="2" required autocapitalize="characters"${described(problems, 'country')}>${fieldError(problems, 'country')}
 <button type="submit">Join Wi-Fi</button>

@@ -37,6 +37,8 @@ export const nuc: ProfileInput = {
       'firmware-iwlwifi',
       'firmware-misc-nonfree',
       'wpasupplicant',
+      // Wi-Fi scans in the setup wizard.
+      'iw',
       'nvme-cli',
       'smartmontools',
     ],

@@ -11,7 +11,7 @@ import { createHttpModule } from '../../agent/http/index.ts';
 import type { AgentModule } from '../../agent/module.ts';
 import { createDashboardModule, localApiTailnet } from '../../agent/dashboard/index.ts';
 import { createHealthModule } from '../../agent/health/index.ts';
-import { createSetupWizardModule } from '../../agent/setup-wizard/index.ts';
+import { createSetupWizardModule, type WifiNetwork } from '../../agent/setup-wizard/index.ts';
 import type { StackModule } from '../../agent/stack/index.ts';
 import { tailscaleControl } from '../../agent/tailscale/index.ts';
 import { webAssetRoutes } from '../../agent/web-pages/index.ts';
@@ -60,7 +60,7 @@ export function fakeStackForDashboard(): Pick<StackModule, 'status' | 'restartSe
   };
 }
 
-export async function startWebAgent(opts: { dashboard?: boolean } = {}): Promise<WebAgent> {
+export async function startWebAgent(opts: { dashboard?: boolean; wifi?: WifiNetwork[] } = {}): Promise<WebAgent> {
   const log = pino({ level: process.env.MEMU_TEST_LOG ?? 'silent' });
   const dir = await mkdtemp(join(tmpdir(), 'memu-web-'));
   const dataDir = join(dir, 'data');
@@ -70,6 +70,14 @@ export async function startWebAgent(opts: { dashboard?: boolean } = {}): Promise
   await mkdir(eth0, { recursive: true });
   await symlink(join(dir, 'devices', 'eth0'), join(eth0, 'device'));
   await writeFile(join(eth0, 'operstate'), 'up\n');
+  if (opts.wifi) {
+    // A Wi-Fi adapter, not yet associated; its scan is the FAKE list given.
+    const wlan0 = join(dir, 'sys-class-net', 'wlan0');
+    await mkdir(join(dir, 'devices', 'wlan0'), { recursive: true });
+    await mkdir(join(wlan0, 'wireless'), { recursive: true });
+    await symlink(join(dir, 'devices', 'wlan0'), join(wlan0, 'device'));
+    await writeFile(join(wlan0, 'operstate'), 'down\n');
+  }
   await writeStoredSettings(dataDir, { format: DEVICE_SETTINGS_FORMAT, hostname: 'memu-hub', hostnameSource: 'default', timezone: 'UTC', updateChannel: 'stable', factoryQa: false });
   const synapse = new FakeSynapse({ sharedSecret: SECRET, serverName: 'memu-hub.home.arpa' });
   const immich = new FakeImmich();
@@ -117,6 +125,7 @@ export async function startWebAgent(opts: { dashboard?: boolean } = {}): Promise
         tailscale: () => tailscaleControl({ socketPath: join(dir, 'tailscaled.sock'), hostname: async () => 'memu-hub', log }),
         rootEffects: { rootDir: join(dir, 'root'), sysClassNetDir: join(dir, 'sys-class-net') },
         sysClassNetDir: join(dir, 'sys-class-net'),
+        scanWifi: async () => opts.wifi ?? [],
       },
       log,
     );

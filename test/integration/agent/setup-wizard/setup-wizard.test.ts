@@ -197,3 +197,33 @@ describe('the setup wizard (real HTTP, real memu.db, fake Synapse, Immich and ta
     expect((await stranger.get('/admin/setup/claim')).location).toBe('/admin/');
   });
 });
+
+describe('joining Wi-Fi in the wizard (a FAKE scan; the real one is iw, parsed in test/unit)', () => {
+  let wifiAgent: WebAgent;
+  beforeAll(async () => {
+    wifiAgent = await startWebAgent({ wifi: [{ ssid: 'Okafor Home', signalDbm: -48, secured: true }, { ssid: 'Café <Libre>', signalDbm: -80, secured: false }] });
+  });
+  afterAll(async () => {
+    await wifiAgent?.stop();
+  });
+
+  it('lists the networks in reach and keeps only the key derived from the password', async () => {
+    base = wifiAgent.base;
+    const phone = new Browser(OWNER);
+    await phone.submit('/admin/setup/claim', '/admin/setup/claim', { code: CLAIM_CODE });
+    await phone.submit('/admin/setup/admin', '/admin/setup/admin', { familyName: 'The Okafors', displayName: 'Ada', username: 'ada', password: 'purple kettles hum at dawn' });
+    const page = await phone.get('/admin/setup/network');
+    expect(page.text).toContain('Okafor Home');
+    expect(page.text).toContain('Café &lt;Libre&gt;');
+    expect(page.text).toContain('<datalist id="networks">');
+    const bad = await phone.submit('/admin/setup/network', '/admin/setup/network', { ssid: 'Okafor Home', passphrase: 'short', country: 'gb' });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('a Wi-Fi password has 8 to 63 characters');
+    const joined = await phone.submit('/admin/setup/network', '/admin/setup/network', { ssid: 'Okafor Home', passphrase: 'correct horse battery', country: 'gb' });
+    expect(joined.status).toBe(200);
+    expect(joined.text).toContain('Joining &quot;Okafor Home&quot;');
+    const stored = await readFile(join(wifiAgent.dataDir, 'device-settings', 'wifi.json'), 'utf8');
+    expect(JSON.parse(stored)).toMatchObject({ ssid: 'Okafor Home', country: 'GB', psk: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(stored).not.toContain('correct horse battery');
+  });
+});
