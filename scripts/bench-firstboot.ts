@@ -12,9 +12,10 @@
  *      multi-user target (the operating system's own boot, from the serial console);
  *   2. time the first boot spends making the preloaded images available once Docker is up,
  *      against `docker load` of the same images as archives on this (faster) host;
- *   3. the idle agent's resident memory after provisioning, against a bare Node.js with the
- *      agent's flags in the same VM (a unit the benchmark adds with --overlay, which prints
- *      its own resident memory to the console), and the agent's CPU share;
+ *   3. the idle agent's resident memory after provisioning, and again with the setup
+ *      wizard's pages loaded, against a bare Node.js with the agent's flags in the same VM
+ *      (a unit the benchmark adds with --overlay, which prints its own resident memory to
+ *      the console), and the agent's CPU share;
  *   4. a no-op reconcile of a 12-service stack (scripts/bench-reconcile.ts).
  * Machines here are noisy: compare the ratios, not the seconds.
  */
@@ -116,11 +117,17 @@ try {
   const a = await report();
   await new Promise((r) => setTimeout(r, 60_000));
   const b = await report();
+  // 4. The agent with its web pages loaded: the wizard's pages through the front door.
+  const front = `http://127.0.0.1:${HTTP_PORT}`;
+  for (let i = 0; i < 20; i++) for (const path of ['/admin/setup/claim', '/admin/login', '/admin/assets/memu.css']) await (await fetch(`${front}${path}`, { headers: { accept: 'text/html' } })).text();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const loaded = await report();
   const bare = [...(await readFile(vm.serialLog, 'utf8')).matchAll(new RegExp(`${BARE_NODE_MARKER} (\\d+)`, 'g'))].map((m) => Number(m[1]));
   await vm.stop(60_000);
   if (bare.length === 0) throw new Error('the bare node reference printed nothing on the serial console');
   const bareRss = bare.at(-1)!;
   rows.push(['idle agent resident memory', mib(b.agent!.rssBytes), `bare node, same flags, same VM ${mib(bareRss)}`, ratio(b.agent!.rssBytes, bareRss)]);
+  rows.push(['agent resident memory, web pages loaded', mib(loaded.agent!.rssBytes), `bare node, same flags, same VM ${mib(bareRss)}`, ratio(loaded.agent!.rssBytes, bareRss)]);
   rows.push(['idle agent CPU share (60 s, emulated CPU)', `${(((b.agent!.cpuSeconds - a.agent!.cpuSeconds) / 60) * 100).toFixed(2)} %`, '', '']);
 } finally {
   await registry.stop().catch(() => {});
