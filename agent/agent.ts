@@ -6,13 +6,14 @@ import { createDashboardModule, localApiTailnet, systemctlPower, type DashboardM
 import { deviceRootEffects, readStoredSettings } from './device-settings/index.ts';
 import { createFamilyDbModule, type FamilyDbModule } from './family-db/index.ts';
 import { createFamilyMembersModule, type AccountServiceEndpoints, type FamilyMembersModule } from './family-members/index.ts';
-import { createHealthModule, type HealthModule } from './health/index.ts';
+import { createHealthModule, deviceHealth, type HealthCheck, type HealthModule } from './health/index.ts';
 import { createHttpModule, type HttpModule } from './http/index.ts';
 import type { AgentModule } from './module.ts';
 import { agentApiKeyDigest, createProvisioningModule, readDeviceSecrets, type ProvisioningModule } from './provisioning/index.ts';
 import { createSetupWizardModule, type SetupWizardModule } from './setup-wizard/index.ts';
 import { createStackModule, type StackModule, type StackModuleOptions } from './stack/index.ts';
 import { tailscaleControl } from './tailscale/index.ts';
+import { createWatchdogModule, systemdWatchdogUsec, type WatchdogModule } from './watchdog/index.ts';
 import { webAssetRoutes } from './web-pages/index.ts';
 
 export interface Agent {
@@ -27,6 +28,7 @@ export interface Agent {
   health: HealthModule;
   dashboard: DashboardModule;
   http: HttpModule;
+  watchdog: WatchdogModule;
 }
 
 /** Where tailscaled's LocalAPI socket is (the memu_tailscale container shares it with the host). */
@@ -44,12 +46,18 @@ const SYNAPSE_URL = 'http://127.0.0.1:8008';
  *   admin-auth      the admin's sessions, sign-in pages, rate limits on secrets
  *   family-members  members and their accounts on the stack's services
  *   setup-wizard    claim, admin, network, region, remote access, members, done
- *   health          the liveness answer and the health report, from what every module reports
+ *   health          the device's checks on their schedules, repairs with loop breakers, and the
+ *                   liveness answer, report and metrics from them and from every module
  *   dashboard       the admin's pages: services, storage, members, Tailscale, account, power, audit
  *   http            serves every module's routes behind the access rules, on loopback, and
  *                   on the Docker bridge (where the front door reaches it) once Docker answers
+ *   watchdog        pings systemd's watchdog while the event loop and the modules above are alive
  */
-export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: StackModuleOptions['tuning'] } = {}): Agent {
+export function createAgent(
+  config: AgentConfig,
+  log: Logger,
+  tuning: { stack?: StackModuleOptions['tuning']; /** Instead of the device's own checks. */ healthChecks?: HealthCheck[] } = {},
+): Agent {
   const child = (module: string) => log.child({ module });
   const stack = createStackModule({ stackDir: config.stackDir, dataDir: config.dataDir, dockerSocket: config.dockerSocket, tuning: tuning.stack }, child('stack'));
   const provisioning = createProvisioningModule(config, child('provisioning'), {
@@ -73,7 +81,21 @@ export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: 
     },
     child('setup-wizard'),
   );
-  const health = createHealthModule({ version: config.version, dataDir: config.dataDir, sources: [provisioning.health, stack.health] }, child('health'));
+  const device = tuning.healthChecks
+    ? { checks: tuning.healthChecks }
+    : deviceHealth({ dataDir: config.dataDir, dockerSocket: config.dockerSocket, log: child('health'), stack });
+  const health = createHealthModule(
+    {
+      version: config.version,
+      dataDir: config.dataDir,
+      sources: [provisioning.health, stack.health],
+      ...device,
+      // A first boot's slow Docker start is not a hung Docker: repairs wait for provisioning.
+      repairsFrom: provisioning.done(),
+      snapshotPath: config.healthSnapshotPath,
+    },
+    child('health'),
+  );
   const dashboard = createDashboardModule(
     {
       db,
@@ -101,7 +123,8 @@ export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: 
     },
     child('http'),
   );
-  const modules: AgentModule[] = [...beforeHttp, http];
+  const watchdog = createWatchdogModule({ watchdogUsec: systemdWatchdogUsec(), probes: [health.liveness, http.liveness] }, child('watchdog'));
+  const modules: AgentModule[] = [...beforeHttp, http, watchdog];
   const started: AgentModule[] = [];
   let stopping = false;
   return {
@@ -114,6 +137,7 @@ export function createAgent(config: AgentConfig, log: Logger, tuning: { stack?: 
     health,
     dashboard,
     http,
+    watchdog,
     async start() {
       for (const m of modules) {
         log.debug({ module: m.name }, 'starting module');

@@ -24,6 +24,8 @@ export interface AgentConfig {
   dockerSocket: string;
   /** Immich's port on the host (the stack's MEMU_PHOTOS_PORT). */
   photosPort: number;
+  /** The latest health report, for `memu-agent health` (MEMU_HEALTH_SNAPSHOT). */
+  healthSnapshotPath: string;
 }
 
 /** Replaced by the bundler with the release version; the dev entry reads package.json. */
@@ -56,5 +58,6 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     stackDir: env.MEMU_STACK_DIR ?? STACK_INSTALL_DIR,
     dockerSocket: env.MEMU_DOCKER_SOCKET ?? '/var/run/docker.sock',
     photosPort: Number(env.MEMU_PHOTOS_PORT ?? 2283),
+    healthSnapshotPath: env.MEMU_HEALTH_SNAPSHOT ?? '/run/memu/health.json',
   };
 }

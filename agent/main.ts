@@ -1,9 +1,15 @@
 import { createAgent } from './agent.ts';
+import { healthCommand } from './health/index.ts';
 import { loadAgentConfig } from './config.ts';
 import { createAgentLogger } from './log.ts';
 import { notifySystemd } from './systemd-notify.ts';
 
-/** memu-agent: one process under systemd (memu-agent.service). */
+/** memu-agent: one process under systemd (memu-agent.service); `memu-agent health` prints its latest health report. */
+if (process.argv[2] === 'health') process.exit(await healthCommand(process.argv.slice(3), loadAgentConfig().healthSnapshotPath));
+if (process.argv[2] !== undefined) {
+  console.error(`memu-agent: unknown command "${process.argv[2]}". Commands: health [--json]. Without a command it runs the agent (as memu-agent.service does).`);
+  process.exit(64);
+}
 const log = createAgentLogger();
 const config = loadAgentConfig();
 const agent = createAgent(config, log);

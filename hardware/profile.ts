@@ -78,6 +78,8 @@ const vmSchema = z
     firmwareCode: z.string(),
     firmwareVarsTemplate: z.string(),
     diskInterface: z.enum(['virtio', 'nvme']),
+    /** QEMU's emulated hardware watchdog, which systemd's RuntimeWatchdogSec drives; it resets the VM when not fed. */
+    watchdogDevice: z.string().optional(),
   })
   .strict();
 

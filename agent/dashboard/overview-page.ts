@@ -58,12 +58,15 @@ export function serviceLastError(s: ReportedServiceStatus): string | undefined {
 
 const tone = (t: Tone, text: string) => html`<span class="${t}">${text}</span>`;
 
-export function healthCard(report: Pick<HealthBody, 'status' | 'reasons'>): SafeHtml {
-  const words = { ok: 'Everything is working.', starting: 'Memu is still starting.', degraded: 'Something needs attention.' } as const;
-  const t: Tone = report.status === 'ok' ? 'ok' : report.status === 'starting' ? 'warn' : 'bad';
+export function healthCard(report: Pick<HealthBody, 'status' | 'reasons'> & { checks?: HealthBody['checks'] }, now = Date.now()): SafeHtml {
+  const words = { ok: 'Everything is working.', starting: 'Memu is still starting.', degraded: 'Something needs attention.', unhealthy: 'Something is broken.' } as const;
+  const t: Tone = report.status === 'ok' ? 'ok' : report.status === 'starting' || report.status === 'degraded' ? 'warn' : 'bad';
+  const since = (at: number | undefined) => (at === undefined ? '' : html` <span class="hint">(for ${formatDuration((now - at) / 1000)})</span>`);
+  const checks = report.checks ?? [];
   return html`<section class="card" aria-labelledby="h-status"><h2 id="h-status">Status</h2>
 <p>${tone(t, words[report.status])}</p>
-${report.reasons.length > 0 ? html`<ul>${report.reasons.map((r) => html`<li>${r.message}</li>`)}</ul>` : ''}
+${report.reasons.length > 0 ? html`<ul>${report.reasons.map((r) => html`<li>${tone(r.status === 'unhealthy' ? 'bad' : 'warn', r.message)}${since(r.since)}${r.action ? html`<br>${r.action}` : ''}</li>`)}</ul>` : ''}
+${checks.length > 0 ? html`<details><summary>All ${checks.length} checks</summary><ul class="compact">${checks.map((c) => html`<li>${tone(c.status === 'ok' ? 'ok' : c.status === 'degraded' ? 'warn' : 'bad', c.status)} ${c.reason}</li>`)}</ul></details>` : ''}
 </section>`;
 }
 

@@ -1,5 +1,7 @@
 import type { HealthStatus } from '../../shared/contracts/agent-api.ts';
 import type { Logger } from 'pino';
+import type { Metric } from './checks/check.ts';
+import type { MonitoredResult } from './health-monitor.ts';
 
 /**
  * Why the device is not fully well, as one module sees it. Each module contributes its
@@ -16,6 +18,12 @@ export interface HealthReason {
   code: string;
   /** What a person reads. */
   message: string;
+  /** How bad: `degraded` unless said. */
+  status?: 'degraded' | 'unhealthy';
+  /** What the owner should do, or what the box does about it. */
+  action?: string;
+  /** Epoch ms since when it has been so, where known. */
+  since?: number;
 }
 
 /** What one module tells the health report. */
@@ -26,6 +34,8 @@ export interface HealthReport {
   reasons: HealthReason[];
   /** The module is still bringing the device up (first-boot provisioning running). */
   starting?: boolean;
+  /** Its numbers for the fleet's Prometheus (AGENT_METRICS_PATH). */
+  metrics?: Metric[];
 }
 
 export interface HealthSource {
@@ -37,6 +47,7 @@ export interface HealthSource {
 export type { HealthStatus };
 
 export function healthStatus(report: Pick<HealthReport, 'reasons' | 'starting'>): HealthStatus {
+  if (report.reasons.some((r) => r.status === 'unhealthy')) return 'unhealthy';
   if (report.reasons.length > 0) return 'degraded';
   return report.starting ? 'starting' : 'ok';
 }
@@ -49,6 +60,7 @@ export async function collectHealth(sources: readonly HealthSource[], log: Logge
       const report = await source.report();
       Object.assign(merged.sections, report.sections);
       merged.reasons.push(...report.reasons);
+      if (report.metrics) (merged.metrics ??= []).push(...report.metrics);
       if (report.starting) merged.starting = true;
     } catch (err) {
       log.warn({ err, source: source.name }, 'a module could not report its health');
@@ -57,3 +69,17 @@ export async function collectHealth(sources: readonly HealthSource[], log: Logge
   }
   return merged;
 }
+
+/** One check in the report: its latest result, without the metrics (those are at the metrics path). */
+export type ReportedCheck = Omit<MonitoredResult, 'metrics'>;
+
+export interface HealthBody {
+  status: HealthStatus;
+  reasons: HealthReason[];
+  version: string;
+  bootId: string;
+  uptimeSeconds: number;
+  checks: ReportedCheck[];
+  [section: string]: unknown;
+}
+

@@ -9,7 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import { AGENT_ROUTE_PREFIX } from '../../shared/contracts/agent-api.ts';
 import { createFileOnce } from '../../shared/files/durable-files.ts';
-import type { AgentModule } from '../module.ts';
+import type { AgentModule, LivenessProbe } from '../module.ts';
 import { authenticate, requireCsrfToken, type ApiKeyDigest, type PageGate, type SessionResolver } from './access.ts';
 
 export interface HttpModuleOptions {
@@ -36,6 +36,8 @@ export interface HttpModule extends AgentModule {
   addresses(): { host: string; port: number }[];
   /** Listens on one more address, with the same routes and port (the docker bridge, once Docker is up). */
   listenAlso(host: string): Promise<void>;
+  /** Alive while the loopback server listens, for the watchdog. */
+  readonly liveness: LivenessProbe;
 }
 
 /**
@@ -102,6 +104,10 @@ export function createHttpModule(opts: HttpModuleOptions, log: Logger): HttpModu
       await app?.close();
     },
     addresses: () => [...bound],
+    liveness: {
+      name: 'http',
+      alive: () => (servers.length > 0 && servers.every((s) => s.listening)) || 'the agent\'s HTTP server is not listening',
+    },
     async listenAlso(host) {
       if (bound.some((b) => b.host === host)) return;
       await listen(host, bound[0]?.port ?? opts.port);

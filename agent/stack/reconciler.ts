@@ -7,6 +7,7 @@ import { watchStackEvents } from './docker-events.ts';
 import { createReconcileLoop, type LoopState } from './reconcile-loop.ts';
 import { emptyMemory, reconcileRun, type ReconcileResult, type ReconcileSettings, type StackStatus } from './reconcile-run.ts';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './restart-backoff.ts';
+import { restartHistoryFile } from './restart-history-file.ts';
 import { reportServices, type ReportedServiceStatus } from './service-status.ts';
 
 export type { ExecutedStep, ReconcileResult, ReconcileStage, StackStatus } from './reconcile-run.ts';
@@ -37,6 +38,8 @@ export interface StackReconcilerOptions {
   eventDebounceMs?: number;
   /** Clock for the planner (tests). Default Date.now. */
   now?: () => number;
+  /** Where the restart history is kept across restarts of the agent (on the data partition); in memory only without it. */
+  restartHistoryPath?: string;
 }
 
 /** The stack's status as reported: each service with its summary, and what the loop is doing. */
@@ -58,10 +61,18 @@ export interface StackReconciler {
 export function createStackReconciler(options: StackReconcilerOptions): StackReconciler {
   const settings = reconcileSettings(options);
   const memory = emptyMemory();
+  const historyFile = options.restartHistoryPath ? restartHistoryFile(options.restartHistoryPath, options.log) : undefined;
+  let historyLoaded = false;
   const loop = createReconcileLoop({
-    reconcile: (timeLimitMs, windDown) => {
+    reconcile: async (timeLimitMs, windDown) => {
+      if (historyFile && !historyLoaded) {
+        memory.history = await historyFile.load();
+        historyLoaded = true;
+      }
       const deadline = Date.now() + timeLimitMs;
-      return reconcileRun(settings, memory, () => (windDown() ? 0 : deadline));
+      const result = await reconcileRun(settings, memory, () => (windDown() ? 0 : deadline));
+      await historyFile?.save(memory.history).catch((err: unknown) => options.log.warn({ err }, 'cannot save the restart history'));
+      return result;
     },
     watch: (onChange) => watchStackEvents(options.docker, () => projectName(settings), onChange, options.log),
     intervalMs: options.intervalMs ?? 30_000,

@@ -14,9 +14,14 @@ export interface BackoffPolicy {
   stableAfterMs: number;
 }
 
+/**
+ * 10 s doubling to 2 min: a service that keeps crashing is restarted 10 times in about
+ * 15 minutes (10+20+40+80+6×120 s), so the 10-in-30-minutes rule can trip. With a 5-minute
+ * cap the 10th restart came after 30 minutes and the rule never tripped.
+ */
 export const DEFAULT_BACKOFF: BackoffPolicy = {
   baseDelayMs: 10_000,
-  maxDelayMs: 5 * 60_000,
+  maxDelayMs: 2 * 60_000,
   windowMs: 30 * 60_000,
   maxRestartsInWindow: 10,
   stableAfterMs: 60_000,

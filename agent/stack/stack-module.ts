@@ -11,7 +11,7 @@ import { bringStackUp, type BringUpTimings } from './bring-up.ts';
 import { dockerBridgeGateway } from './docker-bridge.ts';
 import { SERVICE_LABEL, STACK_LABEL } from './labels.ts';
 import { createStackReconciler, type ReportedStackStatus, type StackReconciler, type StackReconcilerOptions } from './reconciler.ts';
-import { stackHealthReasons } from './stack-health.ts';
+import { stackHealthReasons, stackMetrics } from './stack-health.ts';
 
 export interface StackModuleOptions {
   /** Where the image installed the stack (compose files, templates, lock). */
@@ -32,6 +32,8 @@ export interface StackModule extends AgentModule {
   startLoop(): void;
   /** Runs `fn` (an update, a backup) while the reconciler holds the stack still; see StackReconciler.runExclusive. */
   runExclusive<T>(reason: string, fn: () => Promise<T>): Promise<T>;
+  /** The Docker label filter (`org.memu.stack=<project>`) of this stack's containers, once the stack is known. */
+  currentStackLabel(): string | undefined;
   /**
    * Restarts one service's container (the dashboard's "Restart"), with the loop held still
    * so the stop is not taken for a crash; the loop reconciles right after. Rejects, saying
@@ -96,6 +98,7 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
       variables,
       imageLock: readLock,
       platform: nodePlatform(),
+      restartHistoryPath: join(opts.dataDir, 'agent', 'restart-history.json'),
       ...opts.tuning,
     });
     return reconciler;
@@ -124,6 +127,10 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
     runExclusive(reason, fn) {
       return reconciler ? reconciler.runExclusive(reason, fn) : fn();
     },
+    currentStackLabel() {
+      const current = status();
+      return current.state === 'present' && current.project ? `${STACK_LABEL}=${current.project}` : undefined;
+    },
     async restartService(service) {
       const current = status();
       if (current.state === 'none') throw new Error(current.reason);
@@ -142,7 +149,8 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
       name: 'stack',
       report() {
         const current = status();
-        return { sections: { stack: current }, reasons: current.state === 'none' ? [] : stackHealthReasons(current, Date.now()) };
+        if (current.state === 'none') return { sections: { stack: current }, reasons: [] };
+        return { sections: { stack: current }, reasons: stackHealthReasons(current, Date.now()), metrics: stackMetrics(current) };
       },
     },
     dockerBridgeGateway: () => dockerBridgeGateway(opts.dockerSocket, stopping.signal),

@@ -25,7 +25,9 @@ export const qemuAmd64: ProfileInput = {
     suite: 'trixie',
     mirror: 'http://deb.debian.org/debian',
     components: ['main'],
-    packages: ['linux-image-amd64', 'systemd-boot-efi'],
+    // qemu-guest-agent and docker-cli: the end-to-end tests act inside the box through the
+    // guest agent (image/vm/guest-agent.ts), with Docker's command line (docker.io only recommends it).
+    packages: ['linux-image-amd64', 'systemd-boot-efi', 'qemu-guest-agent', 'docker-cli'],
     extraAptSources: [],
   },
   features: { npu: 'none', wifi: false },
@@ -37,5 +39,7 @@ export const qemuAmd64: ProfileInput = {
     firmwareCode: '/usr/share/OVMF/OVMF_CODE_4M.fd',
     firmwareVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
     diskInterface: 'virtio',
+    // Intel 6300ESB, driven by Linux's i6300esb module: the hardware watchdog of the x86 targets' kind.
+    watchdogDevice: 'i6300esb',
   },
 };

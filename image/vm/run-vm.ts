@@ -5,6 +5,7 @@ import type { HardwareProfile } from '../../hardware/profile.ts';
 import { requireHostTools } from '../host/host-tools.ts';
 import { runCommand, startProcess, type StartedProcess } from '../../shared/process/run-command.ts';
 import type { Logger } from '../host/log.ts';
+import { createGuestAgent, guestAgentQemuArgs, type GuestAgent } from './guest-agent.ts';
 import { AGENT_DEFAULT_PORT, AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH, type HealthStatus, type LivenessAnswer } from '../../shared/contracts/agent-api.ts';
 
 /**
@@ -45,6 +46,8 @@ export interface RunningVm {
   stop(graceMs?: number): Promise<void>;
   /** Hard reset, as pulling the power and plugging it back in. */
   reset(): Promise<void>;
+  /** Commands inside the guest through the QEMU guest agent (test images carry qemu-guest-agent). */
+  guest: GuestAgent;
 }
 
 const HTTP_GUEST_PORT = 80;
@@ -58,6 +61,7 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
   const vars = join(opts.workDir, 'efivars.fd');
   const serialLog = join(opts.workDir, 'serial.log');
   const qmpSocket = join(opts.workDir, 'qmp.sock');
+  const guestAgentSocket = join(opts.workDir, 'qga.sock');
   if (!opts.reuseDisk) {
     await rm(overlay, { force: true });
     const args = ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', resolve(opts.image), overlay];
@@ -66,6 +70,7 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
     await copyFile(vm.firmwareVarsTemplate, vars);
   }
   await rm(qmpSocket, { force: true });
+  await rm(guestAgentSocket, { force: true });
 
   const netdev = [
     'user,id=net0',
@@ -85,6 +90,8 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
     '-netdev', netdev,
     '-device', 'virtio-net-pci,netdev=net0',
     '-device', 'virtio-rng-pci',
+    ...(vm.watchdogDevice ? ['-device', vm.watchdogDevice, '-action', 'watchdog=reset'] : []),
+    ...guestAgentQemuArgs(guestAgentSocket),
     '-serial', `file:${serialLog}`,
     '-qmp', `unix:${qmpSocket},server=on,wait=off`,
     '-display', 'none',
@@ -99,6 +106,8 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
   });
 
   const qmp = (command: string) => sendQmp(qmpSocket, command);
+  const guest = createGuestAgent(guestAgentSocket);
+  void exited.then(() => guest.close());
   return {
     process: child,
     serialLog,
@@ -114,6 +123,7 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
     async reset() {
       await qmp('system_reset');
     },
+    guest,
   };
 }
 

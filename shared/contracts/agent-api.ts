@@ -13,8 +13,13 @@ export const AGENT_HEALTH_PATH = `${AGENT_ROUTE_PREFIX}/api/health`;
 /** The agent's port on the device (loopback and the Docker bridge gateway). */
 export const AGENT_DEFAULT_PORT = 8080;
 
-/** `degraded` while anything is wrong; else `starting` while first boot is still running. */
-export type HealthStatus = 'starting' | 'ok' | 'degraded';
+/**
+ * `unhealthy` when something the family notices is broken or about to break, `degraded`
+ * while anything else is wrong; else `starting` while first boot is still running.
+ */
+export type HealthStatus = 'starting' | 'ok' | 'degraded' | 'unhealthy';
+/** Prometheus text metrics (node-exporter names where they exist); needs the API key. */
+export const AGENT_METRICS_PATH = `${AGENT_ROUTE_PREFIX}/api/metrics`;
 
 export interface LivenessAnswer {
   status: HealthStatus;

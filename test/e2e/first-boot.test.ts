@@ -13,7 +13,7 @@ import { loadProfile } from '../../hardware/index.ts';
 import type { ImageManifest } from '../../image/release/image-manifest.ts';
 import { createHostLogger } from '../../image/host/log.ts';
 import { startVm, waitForAgent, type RunningVm } from '../../image/vm/run-vm.ts';
-import { AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH } from '../../shared/contracts/agent-api.ts';
+import { AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH, AGENT_METRICS_PATH } from '../../shared/contracts/agent-api.ts';
 import { buildQemuImage, commandResult, runMemu, type BuildOutput } from '../helpers/memu-build.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/oci-registry.ts';
 import { isStackUp, writeTestStack, type StackHealthz } from '../helpers/test-stack.ts';
@@ -29,6 +29,12 @@ const CLAIM_CODE = 'M3MA-E2E0-7K3M-Q9XD';
 interface Report extends StackHealthz {
   version: string;
   bootId: string;
+}
+
+interface HealthReport extends Report {
+  reasons: { source: string; code: string; message: string; status?: string; action?: string; since?: number }[];
+  checks: { check: string; status: string; reason: string; since: number }[];
+  history?: unknown[];
 }
 
 describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB drive)', () => {
@@ -48,7 +54,7 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     work = await mkdtemp('/var/tmp/memu-e2e-');
     registry = await startTestRegistry({ port: REGISTRY_PORT });
     registryHost = registry.host;
-    const stackDir = await writeTestStack(registry, join(work, 'stack'));
+    const stackDir = await writeTestStack(registry, join(work, 'stack'), { canary: true });
     build = await buildQemuImage(join(work, 'out'), ['--stack', stackDir]);
     manifest = JSON.parse(await readFile(build.manifest, 'utf8')) as ImageManifest;
     // From here on nothing may need the registry: the first boot is offline.
@@ -79,7 +85,7 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     expect(body.version).toBe(manifest.version);
     expect(body.provisioning.ranThisBoot!.slice(0, 2)).toEqual(['grow-data-partition', 'grow-data-filesystem']);
     expect(body.provisioning.ranThisBoot).toEqual(expect.arrayContaining(['read-preseed', 'scrub-preseed', 'device-secrets', 'bring-stack-up']));
-    expect(Object.fromEntries(Object.entries(body.stack.services!).map(([k, v]) => [k, v.state]))).toEqual({ store: 'healthy', api: 'healthy', web: 'healthy', front: 'healthy' });
+    expect(Object.fromEntries(Object.entries(body.stack.services!).map(([k, v]) => [k, v.state]))).toEqual({ store: 'healthy', api: 'healthy', web: 'healthy', canary: 'healthy', front: 'healthy' });
     expect(body.device).toMatchObject({ mode: 'provisioned', hostname: 'memu-e2e' });
     const data = manifest.layout.partitions.find((p) => p.role === 'data')!;
     const fullPartition = 8 * GiB - data.startBytes - 1024 * 1024;
@@ -150,7 +156,7 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
       expect(new URL(page.url()).pathname).toBe('/admin/');
       // The dashboard shows the services the reconciler runs on this box.
       const overview = (await page.textContent('main')) ?? '';
-      for (const service of ['store', 'api', 'web', 'front']) expect(overview).toMatch(new RegExp(`\\b${service}\\b`));
+      for (const service of ['store', 'api', 'web', 'canary', 'front']) expect(overview).toMatch(new RegExp(`\\b${service}\\b`));
       expect((await fetch(`${front}/admin/setup/state`)).status).toBe(204);
     } finally {
       await browser.close();
@@ -193,7 +199,98 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     expect(before).toEqual(expect.arrayContaining(['grow-data-partition', 'read-preseed', 'device-secrets']));
     // No step journaled before the reset runs again after it; the interrupted one resumes.
     expect(body.provisioning.ranThisBoot!.filter((step) => before.includes(step))).toEqual([]);
-    expect(Object.values(body.stack.services!).map((s) => s.state)).toEqual(['healthy', 'healthy', 'healthy', 'healthy']);
+    expect(Object.values(body.stack.services!).map((s) => s.state)).toEqual(['healthy', 'healthy', 'healthy', 'healthy', 'healthy']);
     expect((await (await fetch(`http://127.0.0.1:${HTTP_PORT}/`, { signal: AbortSignal.timeout(30_000) })).text()).trim()).toBe('memu test stack');
+  });
+
+  // Health supervision, on the same running box (vm2). Commands inside it go through the
+  // QEMU guest agent, which only test images carry.
+  const healthReport = async () => (await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 5 * 60_000 })).report as unknown as HealthReport;
+  const waitForReport = async (what: string, accept: (r: HealthReport) => boolean, timeoutMs = 5 * 60_000) => {
+    let last: HealthReport | undefined;
+    try {
+      return (await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs, pollMs: 3000, isReady: (a) => accept((last = a.report as unknown as HealthReport)) })).report as unknown as HealthReport;
+    } catch (err) {
+      throw new Error(`${what}: not seen within ${timeoutMs / 1000} s; last report: ${JSON.stringify(last ? { status: last.status, reasons: last.reasons, history: last.history?.slice(0, 5) } : undefined)}`, { cause: err });
+    }
+  };
+  const metrics = async () => (await fetch(`http://127.0.0.1:${HTTP_PORT}${AGENT_METRICS_PATH}`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
+
+  it('a service that keeps crashing shows on the health report and in the metrics, and recovers when it stops', async () => {
+    expect(vm, 'the box must be running').toBeDefined();
+    await vm!.guest.shell('mkdir -p /var/lib/memu/test-flags && touch /var/lib/memu/test-flags/crash && docker kill $(docker ps -q --filter label=org.memu.service=canary)');
+    const crashing = await waitForReport('canary keeps exiting', (r) => r.reasons.some((x) => x.code === 'service-restarting' && x.message.includes('canary')));
+    expect(crashing.status).toBe('degraded');
+    expect((await (await fetch(`http://127.0.0.1:${HTTP_PORT}${AGENT_LIVENESS_PATH}`)).json())).toEqual({ status: 'degraded' });
+    const text = await metrics();
+    expect(text).toContain('memu_service_state{service="canary",state="backing-off"} 1');
+    expect(Number(/memu_service_restarts\{service="canary"\} (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(3);
+    expect(text).toContain('memu_health_status{status="degraded"} 1');
+    await vm!.guest.shell('rm /var/lib/memu/test-flags/crash');
+    await waitForReport('canary healthy again', (r) => r.stack.services?.canary?.state === 'healthy');
+  });
+
+  it('a full data disk is unhealthy with the reason, and the box frees what it safely can; the family\'s files are untouched', async () => {
+    expect(vm, 'the box must be running').toBeDefined();
+    // Something the repair may remove: a 200 MB image nothing uses (a dangling one).
+    await vm!.guest.shell(
+      [
+        'c=$(docker ps -q --filter label=org.memu.service=store)',
+        // The test image is a bare static busybox: its applets are run through it.
+        'docker exec $c busybox dd if=/dev/zero of=/ballast bs=1M count=200 2>/dev/null',
+        'docker commit $c >/dev/null',
+        'docker exec $c busybox rm /ballast',
+      ].join(' && '),
+      { timeoutMs: 5 * 60_000 },
+    );
+    expect((await vm!.guest.shell('docker images -q --filter dangling=true')).trim()).not.toBe('');
+    // The family's photos, then the rest of the disk.
+    await vm!.guest.shell('mkdir -p /var/lib/memu/photos && head -c 1048576 /dev/urandom > /var/lib/memu/photos/family.jpg && sha256sum /var/lib/memu/photos/family.jpg > /var/lib/memu/family.sha256');
+    await vm!.guest.shell('fallocate -l $(( $(df -B1 --output=avail /var/lib/memu | tail -1) - 20 * 1024 * 1024 )) /var/lib/memu/photos/videos.mp4');
+    const full = await waitForReport('the full disk reported', (r) => r.reasons.some((x) => x.code === 'data-disk-space' && x.status === 'unhealthy'));
+    const reason = full.reasons.find((x) => x.code === 'data-disk-space')!;
+    expect(reason.message).toMatch(/data disk/i);
+    expect(reason.action).toBeTruthy();
+    expect(full.status).toBe('unhealthy');
+    const repaired = await waitForReport('the disk repair recorded', (r) => (r.history ?? []).some((e) => JSON.stringify(e).includes('free-disk-space')));
+    console.log(`disk repair: ${JSON.stringify((repaired.history ?? []).filter((e) => JSON.stringify(e).includes('free-disk-space')).slice(0, 2))}`);
+    expect((await vm!.guest.shell('docker images -q --filter dangling=true')).trim()).toBe('');
+    await vm!.guest.shell('sha256sum -c /var/lib/memu/family.sha256 && test -f /var/lib/memu/photos/videos.mp4');
+    // Every service still runs (named volumes and containers of the stack are never pruned).
+    expect(Object.values(repaired.stack.services!).every((x) => x.state === 'healthy')).toBe(true);
+    await vm!.guest.shell('rm /var/lib/memu/photos/videos.mp4');
+    await waitForReport('the disk ok again', (r) => r.checks.some((c) => c.check === 'data-disk-space' && c.status === 'ok'));
+  });
+
+  it('an agent that stops answering is restarted by systemd\'s watchdog', async () => {
+    expect(vm, 'the box must be running').toBeDefined();
+    const pid = (await vm!.guest.shell('systemctl show -p MainPID --value memu-agent')).trim();
+    expect(Number(pid)).toBeGreaterThan(0);
+    const stopped = Date.now();
+    await vm!.guest.shell(`kill -STOP ${pid}`);
+    let now = pid;
+    while (now === pid || now === '0') {
+      if (Date.now() - stopped > 3 * 60_000) throw new Error('systemd did not restart the stopped agent within 3 minutes');
+      await new Promise((r) => setTimeout(r, 2000));
+      now = (await vm!.guest.shell('systemctl show -p MainPID --value memu-agent')).trim();
+    }
+    console.log(`stopped agent replaced after ${((Date.now() - stopped) / 1000).toFixed(1)} s (WatchdogSec=30s)`);
+    expect(await vm!.guest.shell('journalctl -u memu-agent --no-pager -o cat')).toMatch(/[Ww]atchdog timeout/);
+    await waitForReport('the restarted agent answers', (r) => r.status !== 'starting');
+  });
+
+  it('a hung kernel is reset by the hardware watchdog, and the next boot says so', async () => {
+    expect(vm, 'the box must be running').toBeDefined();
+    expect((await vm!.guest.shell('cat /sys/class/watchdog/watchdog0/identity')).trim()).toBe('i6300ESB timer');
+    const before = await healthReport();
+    // No panic reboot: only the watchdog can bring this kernel back.
+    await vm!.guest.exec(['/bin/sh', '-c', 'sysctl -qw kernel.panic=0 && echo c > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
+    const after = await waitForReport('the box back after the watchdog reset', (r) => r.bootId !== before.bootId && r.status !== 'starting', 15 * 60_000);
+    const previous = after.checks.find((c) => c.check === 'previous-boot');
+    expect(previous, JSON.stringify(after.checks)).toBeDefined();
+    // OVMF keeps the panic in an EFI pstore record; the watchdog's boot status says it reset the machine.
+    expect(previous!.reason).toMatch(/kernel panic .*watchdog0 then reset the machine|watchdog0 reports that it reset the machine/);
+    expect(previous!.status).toBe('degraded');
+    expect((await vm!.guest.shell('cat /sys/class/watchdog/watchdog0/bootstatus')).trim()).toBe('32');
   });
 });

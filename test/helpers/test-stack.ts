@@ -18,7 +18,7 @@ const PLATFORMS = 'linux/amd64,linux/arm64';
  * door does. With `cache`, a valkey service (`memu image build valkey`) joins. All from
  * a real local registry, pinned by digest.
  */
-export function stackYaml(images: { busybox: string; front: string; cache?: string }): string {
+export function stackYaml(images: { busybox: string; front: string; cache?: string }, opts: { canary?: boolean } = {}): string {
   const common = `    restart: unless-stopped
     mem_limit: 64m
     logging:
@@ -40,6 +40,17 @@ ${common}
 ${healthcheck('["CMD", "valkey-cli", "ping"]')}
 `
     : '';
+  // With `canary`: a service that exits with code 1 at every start while the flag file
+  // MEMU_DATA_DIR/test-flags/crash exists, so a test can make it crash-loop and recover.
+  const canary = opts.canary
+    ? `  canary:
+    image: ${images.busybox}
+${common}
+    volumes: ["\${MEMU_DATA_DIR}/test-flags:/flags:ro"]
+    command: ["sh", "-c", "if [ -f /flags/crash ]; then echo crashing on purpose; exit 1; fi; touch /tmp/ready; trap 'exit 0' TERM; sleep 2147483647 & wait"]
+${healthcheck('["CMD", "test", "-f", "/tmp/ready"]')}
+`
+    : '';
   return `name: memu-test
 services:
   store:
@@ -59,7 +70,7 @@ ${common}
     depends_on:
       api: { condition: service_healthy }
 ${httpd(8082, "'memu test stack'")}
-${cache}  front:
+${cache}${canary}  front:
     image: ${images.front}
 ${common}
     depends_on:
@@ -94,13 +105,13 @@ export async function pushDebianImage(registry: TestRegistry, definition: string
  * `memu build --stack`. `cacheDir` is memu's cache for the image builds (default: the
  * tests' shared one).
  */
-export async function writeTestStack(registry: TestRegistry, dir: string, opts: { cache?: boolean; cacheDir?: string } = {}): Promise<string> {
+export async function writeTestStack(registry: TestRegistry, dir: string, opts: { cache?: boolean; canary?: boolean; cacheDir?: string } = {}): Promise<string> {
   const env = opts.cacheDir ? { MEMU_CACHE_DIR: opts.cacheDir } : {};
   await pushTestImage(registry, { repo: 'memu-test/busybox', tag: '1', platforms: ['linux/amd64', 'linux/arm64'] });
   const front = await pushDebianImage(registry, 'front', env);
   const cache = opts.cache ? await pushDebianImage(registry, 'valkey', env) : undefined;
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'stack.yml'), stackYaml({ busybox: `${registry.host}/memu-test/busybox:1`, front, cache }));
+  await writeFile(join(dir, 'stack.yml'), stackYaml({ busybox: `${registry.host}/memu-test/busybox:1`, front, cache }, { canary: opts.canary }));
   const lock = await runMemu(['stack', 'lock', '--compose', join(dir, 'stack.yml'), '--lock', join(dir, 'images.lock.json'), '--platform', PLATFORMS], { env });
   if (lock.code !== 0) throw new Error(`memu stack lock failed (exit ${lock.code}):\n${lock.stderr.slice(-2000)}`);
   return dir;

@@ -7,7 +7,7 @@ import type { ReportedServiceStatus, StackModuleStatus } from '../../../../agent
 const fmt = familyFormats(undefined);
 type Status = ReportedServiceStatus extends infer T ? (T extends unknown ? Omit<T, 'summary'> : never) : never;
 const s = (status: Status): ReportedServiceStatus => ({ ...status, summary: 'summary' }) as ReportedServiceStatus;
-const report = (extra: Partial<HealthBody> = {}): HealthBody => ({ status: 'ok', reasons: [], version: '1.0.0', bootId: 'b', uptimeSeconds: 1, ...extra });
+const report = (extra: Partial<HealthBody> = {}): HealthBody => ({ status: 'ok', reasons: [], version: '1.0.0', bootId: 'b', uptimeSeconds: 1, checks: [], ...extra });
 
 describe('a service in words', () => {
   it('names state and health apart, so an unhealthy service still reads as running', () => {

@@ -244,7 +244,7 @@ describe('restart backoff with an injected clock', () => {
     let t = T0;
     let long: RestartHistory = {};
     for (let i = 0; i < 8; i++) long = recordRestart(long, 'flaky', (t += 1000));
-    expect((await crashed(long, t + 1)).services.flaky).toMatchObject({ nextRetryAt: t + 5 * 60_000 });
+    expect((await crashed(long, t + 1)).services.flaky).toMatchObject({ nextRetryAt: t + 2 * 60_000 });
   });
 
   it('trips the loop breaker after 10 restarts in 30 minutes and reports it', async () => {
@@ -262,9 +262,9 @@ describe('restart backoff with an injected clock', () => {
       for (let i = 0; i < n; i++) history = recordRestart(history, 'flaky', from + i * every);
       return history;
     };
-    // Nine restarts a minute apart: still backing off (capped at 5 min after the last one).
+    // Nine restarts a minute apart: still backing off (capped at 2 min after the last one).
     const nine = await crashed(restarts(9, T0, 60_000), T0 + 9 * 60_000);
-    expect(nine.services.flaky).toEqual({ state: 'backing-off', exitCode: 3, restarts: 9, nextRetryAt: T0 + 8 * 60_000 + 5 * 60_000 });
+    expect(nine.services.flaky).toEqual({ state: 'backing-off', exitCode: 3, restarts: 9, nextRetryAt: T0 + 8 * 60_000 + 2 * 60_000 });
     expect(kinds(nine.steps)).toEqual(['backoff:flaky']);
     // Ten restarts spread over more than 30 minutes: the oldest has left the window, so no loop breaker.
     const spread = restarts(10, T0, 210_000);

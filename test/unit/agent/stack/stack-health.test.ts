@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ReportedStackStatus } from '../../../../agent/stack/reconciler.ts';
 import { reportServices, type ServiceStatus } from '../../../../agent/stack/service-status.ts';
-import { stackHealthReasons } from '../../../../agent/stack/stack-health.ts';
+import { stackHealthReasons, stackMetrics } from '../../../../agent/stack/stack-health.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
@@ -41,10 +41,16 @@ describe('what the stack tells /healthz is wrong', () => {
         source: 'stack',
         code: 'service-crash-looping',
         message: 'service flaky is crash-looping (exit code 3, restarted 10 times; left alone until 2026-01-01T00:30:00.000Z)',
+        status: 'unhealthy',
       },
       { source: 'stack', code: 'service-unhealthy', message: 'service db is unhealthy; restarting in 10 s' },
-      { source: 'stack', code: 'service-error', message: 'service photos has an error: service photos: image x (y) is not on this device' },
+      { source: 'stack', code: 'service-error', message: 'service photos has an error: service photos: image x (y) is not on this device', status: 'unhealthy' },
     ]);
+  });
+
+  it('a service that keeps exiting, from its third restart in a row, with the countdown', () => {
+    const third = stack({ flaky: { state: 'backing-off', exitCode: 1, restarts: 3, nextRetryAt: T0 + 40_000 } });
+    expect(stackHealthReasons(third, T0)).toEqual([{ source: 'stack', code: 'service-restarting', message: 'service flaky keeps exiting (code 1, restarted 3 times); restarting in 40 s' }]);
   });
 
   it('a stack that cannot be loaded, apart from one that cannot be reconciled', () => {
@@ -56,5 +62,17 @@ describe('what the stack tells /healthz is wrong', () => {
     expect(stackHealthReasons(dockerDown, T0)).toEqual([
       { source: 'stack', code: 'stack-unreconciled', message: 'the stack could not be reconciled: reconcile failed: connect ENOENT /var/run/docker.sock' },
     ]);
+  });
+});
+
+describe('what the stack gives the fleet\'s metrics', () => {
+  it('each service\'s current state as 1 and its restarts in the window', () => {
+    const metrics = stackMetrics(stack({ web: { state: 'healthy', containerId: 'w' }, flaky: { state: 'backing-off', exitCode: 1, restarts: 4, nextRetryAt: T0 + 80_000 } }));
+    const value = (name: string, labels: Record<string, string>) => metrics.find((m) => m.name === name && Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value;
+    expect(value('memu_service_state', { service: 'web', state: 'healthy' })).toBe(1);
+    expect(value('memu_service_state', { service: 'web', state: 'running' })).toBe(0);
+    expect(value('memu_service_state', { service: 'flaky', state: 'backing-off' })).toBe(1);
+    expect(value('memu_service_restarts', { service: 'flaky' })).toBe(4);
+    expect(value('memu_service_restarts', { service: 'web' })).toBe(0);
   });
 });
