@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseMillidegrees } from '../health/index.ts';
 
 /**
  * What the overview says about the hardware, read from the kernel's files: the model
@@ -30,10 +31,9 @@ export function parseUptime(text: string | undefined): number | undefined {
 export function warmestZone(zones: readonly { zone: string; temp?: string }[]): DeviceFacts['temperature'] {
   let warmest: DeviceFacts['temperature'];
   for (const { zone, temp } of zones) {
-    const milli = Number(temp?.trim());
     // Sensors that are absent or broken report nonsense (0, -273000, 255000 …).
-    if (!temp || !Number.isFinite(milli) || milli <= 0 || milli > 150_000) continue;
-    const celsius = Math.round(milli / 100) / 10;
+    const celsius = parseMillidegrees(temp);
+    if (celsius === undefined) continue;
     if (!warmest || celsius > warmest.celsius) warmest = { celsius, zone };
   }
   return warmest;

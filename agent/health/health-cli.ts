@@ -14,13 +14,12 @@ export async function healthCommand(args: readonly string[], snapshotPath: strin
     out('Usage: memu-agent health [--json]\n\nPrints the device\'s health: the overall status, what is wrong and since when, what to do, and every check.\nExit codes: 0 ok, 1 degraded or starting, 2 unhealthy, 3 no current report (the agent is not running).');
     return 0;
   }
-  const path = snapshotPath;
-  const snapshot = await readHealthSnapshot(path);
+  const snapshot = await readHealthSnapshot(snapshotPath);
   const stale = snapshot === undefined || now - snapshot.writtenAt > STALE_AFTER_MS;
   if (args.includes('--json')) {
     out(JSON.stringify({ stale, ageSeconds: snapshot ? Math.round((now - snapshot.writtenAt) / 1000) : null, report: snapshot?.report ?? null }));
   } else {
-    for (const line of describeSnapshot(snapshot, now, path)) out(line);
+    for (const line of describeSnapshot(snapshot, now, snapshotPath)) out(line);
   }
   if (stale) return 3;
   return { ok: 0, starting: 1, degraded: 1, unhealthy: 2 }[snapshot.report.status];

@@ -61,7 +61,7 @@ export function createHealthMonitor(opts: HealthMonitorOptions, log: Logger): He
   let rounds = 0;
   let cpuMicros = 0;
   let task: ScheduledTask | undefined;
-  let running: Promise<void> | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
 
   const runCheck = async (check: HealthCheck): Promise<CheckResult[]> => {
     try {
@@ -104,11 +104,8 @@ export function createHealthMonitor(opts: HealthMonitorOptions, log: Logger): He
 
   const round = (o: { all?: boolean } = {}) => {
     // One round at a time; a round asked for while one runs waits for it and runs after.
-    const next = (running ?? Promise.resolve()).then(() => doRound(o.all ?? false));
-    running = next.finally(() => {
-      if (running === tail) running = undefined;
-    });
-    const tail = running;
+    const next = queue.then(() => doRound(o.all ?? false));
+    queue = next.catch(() => undefined);
     return next;
   };
 
@@ -121,7 +118,7 @@ export function createHealthMonitor(opts: HealthMonitorOptions, log: Logger): He
     async stop() {
       await task?.destroy();
       task = undefined;
-      await running;
+      await queue;
     },
     round,
     results: () => [...byCheck.values()].flat(),

@@ -5,3 +5,4 @@ export type { HealthBody, HealthReason, HealthReport, HealthSource, HealthStatus
 export { healthCommand } from './health-cli.ts';
 export type { CheckResult, CheckStatus, HealthCheck, Metric } from './checks/check.ts';
 export { deviceHealth } from './device-health.ts';
+export { parseMillidegrees } from './checks/temperature.ts';

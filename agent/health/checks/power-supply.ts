@@ -134,39 +134,26 @@ export function evaluatePowerSupply(facts: PowerSupplyFacts, thresholds: PowerSu
   if (facts.supplyMaxCurrentMa !== undefined) {
     metrics.push({ name: 'memu_power_supply_max_current_amperes', help: 'The current the power supply says it can give', type: 'gauge', value: facts.supplyMaxCurrentMa / 1000 });
   }
+  // What needs the official supply, worst first.
+  const problem = (status: CheckStatus, reason: string): CheckResult[] => [{ check: 'power-supply', status, reason, action: POWER_SUPPLY_ACTION, metrics }];
   if (now) {
-    return [
-      {
-        check: 'power-supply',
-        status: thresholds.underVoltageNow,
-        reason: 'The power supply is not giving the box enough power right now (under-voltage): the box slows down and can lose what it is saving or switch itself off.',
-        action: POWER_SUPPLY_ACTION,
-        metrics,
-      },
-    ];
+    return problem(
+      thresholds.underVoltageNow,
+      'The power supply is not giving the box enough power right now (under-voltage): the box slows down and can lose what it is saving or switch itself off.',
+    );
   }
   if (sinceBoot) {
-    return [
-      {
-        check: 'power-supply',
-        status: thresholds.underVoltageSinceBoot,
-        reason: 'The power supply could not give the box enough power at least once since it started (under-voltage); it is enough right now, but may not be the next time the box works hard.',
-        action: POWER_SUPPLY_ACTION,
-        metrics,
-      },
-    ];
+    return problem(
+      thresholds.underVoltageSinceBoot,
+      'The power supply could not give the box enough power at least once since it started (under-voltage); it is enough right now, but may not be the next time the box works hard.',
+    );
   }
   const max = facts.supplyMaxCurrentMa;
   if (max !== undefined && max < thresholds.minSupplyCurrentMa) {
-    return [
-      {
-        check: 'power-supply',
-        status: thresholds.weakSupply,
-        reason: `The power supply says it can give ${formatAmperes(max)}; the box needs ${formatAmperes(thresholds.minSupplyCurrentMa)} to run its drive and USB devices when it is busy.`,
-        action: POWER_SUPPLY_ACTION,
-        metrics,
-      },
-    ];
+    return problem(
+      thresholds.weakSupply,
+      `The power supply says it can give ${formatAmperes(max)}; the box needs ${formatAmperes(thresholds.minSupplyCurrentMa)} to run its drive and USB devices when it is busy.`,
+    );
   }
   return [{ check: 'power-supply', status: 'ok', reason: `The power supply gives the box enough power${max === undefined ? '' : ` (it offers ${formatAmperes(max)})`}.`, metrics }];
 }

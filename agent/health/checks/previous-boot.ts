@@ -50,6 +50,9 @@ const ENDING_ACTION: Record<Exclude<BootEnding, 'clean'>, string> = {
   'power-loss-or-hang': 'Nothing to do if the power was cut or the box was unplugged; otherwise check the power supply and its cable, and shut the box down from the dashboard before unplugging it.',
 };
 
+/** A crash or a watchdog reset is worth a day's attention; a power cut alone is not. */
+const degradesForADay = (ending: BootEnding) => ending === 'kernel-panic' || ending === 'watchdog-reset';
+
 const PATTERN_ACTION =
   'Check the power supply and its cable (use the official one), make sure the box is not too hot, and tell support if it keeps happening: every unclean stop risks the data being written.';
 
@@ -87,7 +90,7 @@ export function evaluatePreviousBoot(boot: PreviousBoot, now: Date, thresholds: 
   }
   // A crash or watchdog reset is worth a day's attention even when a clean restart followed it.
   const latest = recent.reduce<(typeof recent)[number] | undefined>((a, b) => (!a || Date.parse(b.detectedAt) > Date.parse(a.detectedAt) ? b : a), undefined);
-  if (prev.ending === 'clean' && latest && latest.ending !== 'power-loss-or-hang' && at - Date.parse(latest.detectedAt) < thresholds.degradedForMs) {
+  if (prev.ending === 'clean' && latest && degradesForADay(latest.ending) && at - Date.parse(latest.detectedAt) < thresholds.degradedForMs) {
     return [
       {
         check: 'previous-boot',
@@ -100,13 +103,13 @@ export function evaluatePreviousBoot(boot: PreviousBoot, now: Date, thresholds: 
   }
   if (prev.ending !== 'clean') {
     const since = at - Date.parse(prev.detectedAt);
-    const status: CheckStatus = since < thresholds.degradedForMs && prev.ending !== 'power-loss-or-hang' ? 'degraded' : 'ok';
+    const status: CheckStatus = since < thresholds.degradedForMs && degradesForADay(prev.ending) ? 'degraded' : 'ok';
     return [
       {
         check: 'previous-boot',
         status,
         reason: `The box started again ${ago(since)} after ${ENDING_WORDS[prev.ending]} (${prev.evidence}). It stopped uncleanly ${count}.`,
-        ...(status === 'ok' && prev.ending !== 'power-loss-or-hang' ? {} : { action: ENDING_ACTION[prev.ending] }),
+        ...(status === 'ok' && degradesForADay(prev.ending) ? {} : { action: ENDING_ACTION[prev.ending] }),
         metrics,
       },
     ];

@@ -106,9 +106,12 @@ interface Inspection {
  * and how many members it holds.
  */
 function inspect(device: Device, schemas: SchemaObject[][]): Inspection {
-  // Killed before it created memu.db (a loaded machine starts node slowly): nothing was
-  // written, which is consistent; afterKill still fails it if anything had been committed.
-  if (!existsSync(device.db)) return { version: 0, members: 0 };
+  // Killed before it created memu.db (a loaded machine starts node slowly): consistent
+  // only on a device where nothing was ever committed.
+  if (!existsSync(device.db)) {
+    expect(device.committed.size, 'memu.db is missing although members were committed').toBe(0);
+    return { version: 0, members: 0 };
+  }
   const scratch = mkdtempSync(join(device.dir, 'inspect-'));
   const copy = join(scratch, 'memu.db');
   copyFileSync(device.db, copy);
