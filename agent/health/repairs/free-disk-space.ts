@@ -222,7 +222,8 @@ export async function freeDiskSpace(
       report = { stage, ran: true, freedBytes: 0, message: `failed: ${(err as Error).message}` };
     }
     const next = await measure();
-    report.freedBytes = next.reduce((sum, s, i) => sum + Math.max(0, s.freeBytes - (current[i]?.freeBytes ?? s.freeBytes)), 0);
+    // A stage passed over freed nothing, whatever else on the box wrote or deleted meanwhile.
+    if (report.ran) report.freedBytes = next.reduce((sum, s, i) => sum + Math.max(0, s.freeBytes - (current[i]?.freeBytes ?? s.freeBytes)), 0);
     current = next;
     stages.push(report);
   }
