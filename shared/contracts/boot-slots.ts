@@ -71,7 +71,10 @@ export type SlotState = 'good' | 'trial' | 'bad' | 'absent';
 export interface SlotStatus {
   slot: BootSlot;
   state: SlotState;
-  /** Boot attempts left: set for `trial` (at least 1) and `bad` (0) only. */
+  /**
+   * Boot attempts left: set for `trial` and `bad` (0) only. A trial has at least 1 until it
+   * runs; a one-shot trial (tryboot) that is running has 0: no reset starts it again.
+   */
   attemptsLeft?: number;
 }
 
