@@ -139,11 +139,16 @@ export function createAgent(
     http,
     watchdog,
     async start() {
+      // How long each module took to start: what an operator asks when the agent is slow to answer after boot.
+      const startMs: Record<string, number> = {};
       for (const m of modules) {
         log.debug({ module: m.name }, 'starting module');
+        const began = performance.now();
         await m.start();
+        startMs[m.name] = Math.round(performance.now() - began);
         started.push(m);
       }
+      log.info({ startMs }, 'modules started');
       // The loop keeps the stack the way first boot brought it up, so it starts only then.
       void provisioning.done().then(() => stack.startLoop());
       if (config.listenOnDockerBridge) {

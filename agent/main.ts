@@ -10,6 +10,8 @@ if (process.argv[2] !== undefined) {
   console.error(`memu-agent: unknown command "${process.argv[2]}". Commands: health [--json]. Without a command it runs the agent (as memu-agent.service does).`);
   process.exit(64);
 }
+// Everything above (the whole bundle's top-level code) has run: how long loading took.
+const loadedAfterSeconds = Math.round(process.uptime() * 1000) / 1000;
 const log = createAgentLogger();
 const config = loadAgentConfig();
 const agent = createAgent(config, log);
@@ -28,7 +30,7 @@ process.on('SIGINT', () => void shutdown('SIGINT'));
 
 try {
   await agent.start();
-  log.info({ version: config.version, listening: agent.http.addresses() }, 'memu-agent started');
+  log.info({ version: config.version, listening: agent.http.addresses(), loadedAfterSeconds, startedAfterSeconds: Math.round(process.uptime() * 1000) / 1000 }, 'memu-agent started');
   await notifySystemd('READY=1', 'serving');
 } catch (err) {
   log.fatal({ err }, 'memu-agent failed to start');

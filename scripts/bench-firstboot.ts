@@ -17,7 +17,9 @@
  *      wizard's pages loaded, against a bare Node.js with the agent's flags in the same VM
  *      (a unit the benchmark adds with --overlay; both read with ps through the QEMU guest
  *      agent), the agent's CPU share, the health checks' share of it, and how soon after
- *      the agent starts its first complete health answer is ready;
+ *      the agent starts its first complete health answer is ready; on stderr, where the
+ *      memory is (RssAnon/RssFile and the largest mappings of both processes) and the
+ *      agent's start as its journal tells it (loading, each module, the first round);
  *   4. a no-op reconcile of a 12-service stack (scripts/bench-reconcile.ts).
  * Machines here are noisy: compare the ratios, not the seconds.
  */
@@ -153,16 +155,32 @@ try {
   for (let i = 0; i < 20; i++) for (const path of ['/admin/setup/claim', '/admin/login', '/admin/assets/memu.css']) await (await fetch(`${front}${path}`, { headers: { accept: 'text/html' } })).text();
   await new Promise((r) => setTimeout(r, 10_000));
   const loaded = await report();
+  // Where the first answer's time went: the agent's first lines, with the guest's clock.
+  const firstLines = await vm.guest.shell("journalctl -b -u memu-agent -o short-monotonic --no-pager | grep -E 'Starting|Started|modules started|memu-agent started|first health round' | head -n 6");
+  process.stderr.write(`the agent's start in the guest's journal:\n${firstLines}\n`);
+  const firstRound = JSON.parse((await vm.guest.shell("journalctl -b -u memu-agent -o cat --no-pager | grep -m1 'first health round'")) || '{}') as { ms?: number; checks?: Record<string, number> };
+  // Where the memory is: anonymous against file-backed, and the largest mappings.
+  for (const unit of ['memu-agent.service', 'memu-bench-bare-node.service']) {
+    const where = await vm.guest.shell(
+      `pid=$(systemctl show -p MainPID --value ${unit}); grep -E '^Rss' /proc/$pid/status | tr -s ' \\t' ' ' | tr '\\n' ' '; echo; ` +
+        `awk '/^[0-9a-f]+-[0-9a-f]+ /{n=$6; if(n=="")n="[anon]"} /^Rss:/{r[n]+=$2} END{for(k in r) if(r[k]>=1024) printf "  %6d kB %s\\n", r[k], k}' /proc/$pid/smaps | sort -rn | head -n 8`,
+    );
+    process.stderr.write(`${unit}: ${where}\n`);
+  }
   const bareRss = await serviceRssBytes(vm, 'memu-bench-bare-node.service');
   const agentRss = await serviceRssBytes(vm, 'memu-agent.service');
   await vm.stop(60_000);
   rows.push(['idle agent resident memory', mib(b.agent!.rssBytes), `bare node, same flags, same VM ${mib(bareRss)}`, ratio(b.agent!.rssBytes, bareRss)]);
+  const split = loaded.agent!;
+  rows.push(['  of which V8\'s heap (used / reserved), memory outside it', `${mib(split.heapUsedBytes ?? 0)} / ${mib(split.heapTotalBytes ?? 0)}, ${mib(split.externalBytes ?? 0)}`, '', '']);
   rows.push(['agent resident memory, web pages loaded (ps in the guest)', mib(agentRss), `bare node, same flags, same VM ${mib(bareRss)}`, ratio(agentRss, bareRss)]);
   rows.push(['idle agent CPU share (60 s, emulated CPU)', `${(((b.agent!.cpuSeconds - a.agent!.cpuSeconds) / 60) * 100).toFixed(2)} %`, '', '']);
   const rounds = (r: StackHealthz) => (r.agent as { healthRounds?: { cpuSeconds: number; firstAfterStartSeconds?: number } } | undefined)?.healthRounds;
   const checksShare = ((rounds(b)!.cpuSeconds - rounds(a)!.cpuSeconds) / 60) * 100;
   rows.push(['health checks\' CPU share of one core (60 s idle)', `${checksShare.toFixed(2)} %`, '', '']);
   rows.push(['first complete health answer after the agent started', `${rounds(b)!.firstAfterStartSeconds!.toFixed(2)} s`, '', '']);
+  const slowest = Object.entries(firstRound.checks ?? {}).sort((x, y) => y[1] - x[1])[0];
+  rows.push(['  of which the first round of checks (its slowest check)', firstRound.ms === undefined ? 'not logged' : `${seconds(firstRound.ms)} (${slowest ? `${slowest[0]} ${seconds(slowest[1])}` : 'none'})`, '', '']);
 } finally {
   await registry.stop().catch(() => {});
   await rm(work, { recursive: true, force: true });

@@ -50,7 +50,7 @@ ${field({ name: 'username', label: 'Username', hint: 'what they sign in with: lo
 <ul class="accounts">${m.accounts.map((a) => accountLine(m.username, a))}</ul>
 <div class="actions">
 ${m.accounts.some(canRetry) ? retryForm(reply, m) : ''}
-<a class="button secondary" href="${path(m.username, 'remove')}">Remove <bdi>${m.displayName}</bdi>…</a>
+<a class="button secondary" href="${path(m.username, 'remove')}">Remove <bdi>${m.displayName}</bdi>&hellip;</a>
 </div>
 </li>`;
 
@@ -59,7 +59,7 @@ ${m.accounts.some(canRetry) ? retryForm(reply, m) : ''}
     const state = accountStateWords(a);
     return html`<li><strong>${words.name}</strong>: <span class="${state.tone}">${state.text}</span>${a.login ? html` <span class="hint">${a.login}</span>` : ''}
 ${a.error ? html`<br><span class="hint">${a.error}</span>` : ''}
-${a.state === 'created' ? html`<br><a href="${path(username, 'reset-password')}?service=${a.service}">Reset the ${words.name} password…</a>` : ''}</li>`;
+${a.state === 'created' ? html`<br><a href="${path(username, 'reset-password')}?service=${a.service}">Reset the ${words.name} password&hellip;</a>` : ''}</li>`;
   };
 
   const membersPage = async (request: FastifyRequest, reply: FastifyReply) => {

@@ -137,10 +137,10 @@ ${names.map((name) => {
 <div><dt>Last error</dt><dd>${lastError ?? 'none'}</dd></div>
 </dl>
 ${s.state === 'healthy' || s.state === 'running' ? '' : html`<p class="hint">${s.summary}</p>`}
-${job?.state === 'running' ? html`<p class="warn" role="status">Restarting…</p>` : ''}
+${job?.state === 'running' ? html`<p class="warn" role="status">Restarting&hellip;</p>` : ''}
 ${job?.state === 'done' ? html`<p class="ok" role="status">Restarted.</p>` : ''}
 ${job?.state === 'failed' ? html`<p class="bad" role="alert">The restart failed: ${job.error}</p>` : ''}
-${job?.state !== 'running' ? html`<a class="button secondary" href="/admin/services/${encodeURIComponent(name)}/restart">Restart ${name}…</a>` : ''}
+${job?.state !== 'running' ? html`<a class="button secondary" href="/admin/services/${encodeURIComponent(name)}/restart">Restart ${name}&hellip;</a>` : ''}
 </li>`;
 })}
 </ul>
@@ -164,7 +164,7 @@ ${storageUse(use, fmt)}
 }
 
 function storageUse(use: StorageUse, fmt: FamilyFormats): SafeHtml {
-  if (use.state === 'measuring') return html`<p role="status">Measuring… this takes a minute on a full drive; reload the page later.</p>`;
+  if (use.state === 'measuring') return html`<p role="status">Measuring&hellip; this takes a minute on a full drive; reload the page later.</p>`;
   if (use.state === 'failed') return html`<p class="bad">Measuring failed: ${use.error}. Memu tries again in 15 minutes.</p>`;
   return html`<table><thead><tr><th scope="col">Folder</th><th scope="col" class="size">Size</th></tr></thead><tbody>
 ${use.directories.map((d) => html`<tr><td>${d.label}</td><td class="size">${fmt.bytes(d.bytes)}</td></tr>`)}

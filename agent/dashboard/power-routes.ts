@@ -38,8 +38,8 @@ export function powerRoutes(ctx: DashboardContext): FastifyPluginAsync {
         : '';
       const body = html`${ctx.notices.take(request)}${status}
 <div class="grid">
-<section class="card"><h2>Restart</h2><p>Stops and starts everything again: the first thing to try when something misbehaves.</p><a class="button secondary" href="/admin/power/restart">Restart…</a></section>
-<section class="card"><h2>Shut down</h2><p>Switches Memu off, before moving or unplugging it.</p><a class="button secondary" href="/admin/power/shutdown">Shut down…</a></section>
+<section class="card"><h2>Restart</h2><p>Stops and starts everything again: the first thing to try when something misbehaves.</p><a class="button secondary" href="/admin/power/restart">Restart&hellip;</a></section>
+<section class="card"><h2>Shut down</h2><p>Switches Memu off, before moving or unplugging it.</p><a class="button secondary" href="/admin/power/shutdown">Shut down&hellip;</a></section>
 </div>`;
       const reloading = underway?.action === 'restart' && !underway.error;
       return sendPage(request, reply, { section: 'power', title: 'Power', body, refreshSeconds: reloading ? 15 : undefined });

@@ -33,7 +33,7 @@ ${view.health.length > 0 ? html`<ul>${view.health.map((h) => html`<li class="war
 
 function joinOutcome(join: TailnetJoin | undefined, now: number): SafeHtml {
   if (!join) return html``;
-  if (join.state === 'running') return html`<div class="notice" role="status">Joining the tailnet… (${Math.round((now - join.startedAt) / 1000)} s; this page updates itself)</div>`;
+  if (join.state === 'running') return html`<div class="notice" role="status">Joining the tailnet&hellip; (${Math.round((now - join.startedAt) / 1000)} s; this page updates itself)</div>`;
   const o = join.outcome!;
   if (o.state === 'joined') return html`<div class="notice" role="status">Joined${o.tailnet ? ` ${o.tailnet}` : ''}.</div>`;
   if (o.state === 'needs-approval') return html`<div class="notice" role="status">The key was accepted. Approve this device in the Tailscale admin console; it connects once approved.</div>`;
@@ -62,10 +62,10 @@ ${
   join?.state === 'running' || view instanceof Error
     ? ''
     : joined
-      ? html`<section class="card"><h2>Leave</h2><p>Remote access stops until the device joins again with a new key.</p><a class="button secondary" href="/admin/tailscale/leave">Leave the tailnet…</a></section>`
+      ? html`<section class="card"><h2>Leave</h2><p>Remote access stops until the device joins again with a new key.</p><a class="button secondary" href="/admin/tailscale/leave">Leave the tailnet&hellip;</a></section>`
       : html`<form method="post" action="/admin/tailscale/join" class="card" aria-labelledby="h-join">
 <h2 id="h-join">Join a tailnet</h2>
-<p>Make an auth key in the Tailscale admin console (Settings → Keys → Generate auth key), paste it here, and the device joins your tailnet. The key is handed to Tailscale and not kept.</p>
+<p>Make an auth key in the Tailscale admin console (Settings &rarr; Keys &rarr; Generate auth key), paste it here, and the device joins your tailnet. The key is handed to Tailscale and not kept.</p>
 ${csrfField(reply)}
 ${field({ name: 'authKey', label: 'Auth key', hint: 'starts with tskey-auth-', type: 'password', autocomplete: 'off', extra: html` spellcheck="false"` })}
 <button type="submit">Join</button>

@@ -92,9 +92,14 @@ export function createHealthModule(opts: HealthModuleOptions, log: Logger): Heal
       checks: results().map(({ metrics: _metrics, ...rest }) => rest),
       ...collected.sections,
       data: await dataFilesystem(opts.dataDir),
-      agent: { rssBytes: process.memoryUsage().rss, cpuSeconds: cpuSeconds(), healthRounds: roundCost() },
+      agent: agentFacts(),
       history: history?.events(50) ?? [],
     };
+  };
+  // The agent's own cost, split so a growing part can be told apart (V8's heap, memory outside it such as SQLite's WebAssembly).
+  const agentFacts = () => {
+    const m = process.memoryUsage();
+    return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, cpuSeconds: cpuSeconds(), healthRounds: roundCost() };
   };
   const status = async (): Promise<HealthStatus> => healthStatus(await collectHealth(sources, log));
   // For the budgets: checks' CPU, and how soon after the agent started the first answer was complete.

@@ -1,4 +1,3 @@
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { CheckResult, HealthCheck } from './checks/check.ts';
 
@@ -24,8 +23,8 @@ export interface HealthMonitorOptions {
   checks: readonly HealthCheck[];
   history: StatusHistory;
   listeners?: readonly RoundListener[];
-  /** node-cron pattern of the rounds; each round runs the checks whose interval has passed. */
-  schedule?: string;
+  /** How often the monitor looks for due checks (HEALTH_ROUND_INTERVAL_MS). */
+  tickMs?: number;
   now?: () => number;
 }
 
@@ -41,9 +40,12 @@ export interface HealthMonitor {
   cost(): { rounds: number; cpuSeconds: number; firstRoundEndedAt?: number };
 }
 
-/** Every 15 s: the cheapest checks (Docker's ping, PSI) have this interval; costly ones skip most rounds. */
-export const DEFAULT_ROUND_SCHEDULE = '*/15 * * * * *';
-/** The default schedule's period, for the watchdog's liveness probe. */
+/**
+ * Ticks every 15 s, so a check runs at most 15 s after it is due; a tick runs a round only
+ * when some check is due (the most frequent, Docker's ping, every 30 s). A plain timer, not
+ * node-cron: this is an interval, not a calendar time, and node-cron works out every tick
+ * through Intl.DateTimeFormat, whose first use maps ~6 MB of ICU data into the agent.
+ */
 export const HEALTH_ROUND_INTERVAL_MS = 15_000;
 
 /**
@@ -60,7 +62,8 @@ export function createHealthMonitor(opts: HealthMonitorOptions, log: Logger): He
   let firstRoundEndedAt: number | undefined;
   let rounds = 0;
   let cpuMicros = 0;
-  let task: ScheduledTask | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  let roundRunning = false;
   let queue: Promise<unknown> = Promise.resolve();
 
   const runCheck = async (check: HealthCheck): Promise<CheckResult[]> => {
@@ -76,9 +79,21 @@ export function createHealthMonitor(opts: HealthMonitorOptions, log: Logger): He
     const cpuBefore = process.cpuUsage();
     const at = now();
     const due = opts.checks.filter((c) => all || (lastRun.get(c.name) ?? -Infinity) + c.intervalMs <= at);
+    // Nothing new to judge, nothing to report or repair: a tick between checks costs nothing.
+    if (due.length === 0 && !all) return;
     // Checks read different things; running them side by side keeps the round short.
-    const outcomes = await Promise.all(due.map(async (c) => ({ check: c, results: await runCheck(c) })));
+    const outcomes = await Promise.all(
+      due.map(async (c) => {
+        const started = now();
+        const results = await runCheck(c);
+        return { check: c, results, ms: now() - started };
+      }),
+    );
     const checkedAt = now();
+    // Which check holds a round up is what an operator needs when the health answer is slow.
+    const durations = Object.fromEntries(outcomes.map((o) => [o.check.name, o.ms]));
+    if (firstRoundEndedAt === undefined) log.info({ ms: checkedAt - at, checks: durations }, 'first health round done');
+    else log.debug({ ms: checkedAt - at, checks: durations }, 'health round done');
     for (const { check, results } of outcomes) {
       lastRun.set(check.name, at);
       byCheck.set(
@@ -113,11 +128,18 @@ export function createHealthMonitor(opts: HealthMonitorOptions, log: Logger): He
     async start() {
       // Not awaited: the agent serves (saying `starting`) while the first round runs.
       void round({ all: true });
-      task = cron.schedule(opts.schedule ?? DEFAULT_ROUND_SCHEDULE, () => round(), { name: 'health-round', noOverlap: true });
+      ticker = setInterval(() => {
+        // A round still running (a slow check) is not queued behind: the next tick catches up.
+        if (roundRunning) return;
+        roundRunning = true;
+        void round()
+          .catch(() => undefined)
+          .finally(() => (roundRunning = false));
+      }, opts.tickMs ?? HEALTH_ROUND_INTERVAL_MS);
     },
     async stop() {
-      await task?.destroy();
-      task = undefined;
+      clearInterval(ticker);
+      ticker = undefined;
       await queue;
     },
     round,

@@ -350,7 +350,7 @@ ${seen.length ? html`<p>Networks in reach, strongest first:</p><ul>${seen.map((n
         html`<p>Tailscale lets the family reach this Memu from anywhere, privately, without opening the home router.</p>${errorBox(error)}
 <form method="post" action="/admin/setup/remote/login" class="card"><input type="hidden" name="_csrf" value="${csrf}"><h2>Sign in with Tailscale</h2><p>Shows a link and a QR code to sign in on another device.</p><button type="submit">Sign in with a browser</button></form>
 <form method="post" action="/admin/setup/remote/key" class="card"><input type="hidden" name="_csrf" value="${csrf}"><h2>Or use an auth key</h2>
-<label for="authKey">Auth key <span class="hint">from the Tailscale admin console, Settings → Keys; starts with tskey-</span></label><input id="authKey" name="authKey" autocomplete="off" spellcheck="false">
+<label for="authKey">Auth key <span class="hint">from the Tailscale admin console, Settings &rarr; Keys; starts with tskey-</span></label><input id="authKey" name="authKey" autocomplete="off" spellcheck="false">
 <button type="submit">Join</button></form>${next}`,
         { status: error ? 400 : 200 },
       );
@@ -367,7 +367,7 @@ ${seen.length ? html`<p>Networks in reach, strongest first:</p><ul>${seen.map((n
       // Joining takes seconds (tailscaled asks the control server): show progress first.
       const doc = page({
         title: STEP_TITLES.remote,
-        body: html`${stepList('remote', progress().completed)}<p class="notice progress no-print" role="status">Joining your tailnet…</p>${raw(STREAM_MARK)}<p><a href="/admin/setup/remote">Continue</a></p>`,
+        body: html`${stepList('remote', progress().completed)}<p class="notice progress no-print" role="status">Joining your tailnet&hellip;</p>${raw(STREAM_MARK)}<p><a href="/admin/setup/remote">Continue</a></p>`,
       });
       return sendStreamed(
         reply,
@@ -433,7 +433,7 @@ ${members.length ? html`<div class="card no-print"><h2>Added</h2><ul>${members.m
       const csrf = reply.generateCsrf();
       const doc = page({
         title: STEP_TITLES.members,
-        body: html`${stepList('members', progress().completed)}<p class="notice progress no-print" role="status">Making ${values.displayName}'s accounts…</p>${raw(STREAM_MARK)}
+        body: html`${stepList('members', progress().completed)}<p class="notice progress no-print" role="status">Making ${values.displayName}'s accounts&hellip;</p>${raw(STREAM_MARK)}
 <form method="post" action="/admin/setup/members/next" class="no-print"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="secondary">Continue</button></form>
 <p class="no-print"><a href="/admin/setup/members">Add another member</a></p>`,
       });

@@ -30,6 +30,8 @@ export interface CurrentContainer {
   state: ContainerRunState;
   health: HealthState;
   exitCode: number;
+  /** The kernel killed it for using more memory than it may (Docker's State.OOMKilled; cleared when it starts again). */
+  oomKilled: boolean;
   /** Epoch ms; undefined when never started. */
   startedAt?: number;
   finishedAt?: number;
@@ -90,6 +92,7 @@ export async function readCurrentState(docker: Dockerode, project: string): Prom
       state: detail.State.Status as ContainerRunState,
       health: (detail.State.Health?.Status as HealthState | undefined) ?? 'none',
       exitCode: detail.State.ExitCode,
+      oomKilled: detail.State.OOMKilled === true,
       networks: Object.keys(detail.NetworkSettings.Networks ?? {}),
       volumes: (summary.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!),
     };

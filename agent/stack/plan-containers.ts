@@ -131,8 +131,10 @@ function planLiveContainer(service: DesiredService, keep: CurrentContainer, blue
 function planStoppedContainer(service: DesiredService, keep: CurrentContainer, retry: RetryDecision, input: ServicePlanInput): Decision {
   const name = service.name;
   const neverStarted = keep.state === 'created' && keep.startedAt === undefined;
+  // Which service the kernel killed for memory, while Docker still says so (until it starts again).
+  const oom = keep.oomKilled ? { outOfMemory: true as const } : {};
   if (!neverStarted && !shouldRestart(service.restart, keep.exitCode, retry.streak)) {
-    return { steps: [], status: { state: 'exited', exitCode: keep.exitCode } };
+    return { steps: [], status: { state: 'exited', exitCode: keep.exitCode, ...oom } };
   }
   const blocked = blockingDependencies(service, input.soFar, input.desired, input.ctx.now);
   if (blocked.length > 0) {
@@ -144,9 +146,9 @@ function planStoppedContainer(service: DesiredService, keep: CurrentContainer, r
   }
   const lastError = input.ctx.lastErrors?.[name];
   if (retry.retryAt > input.ctx.now) {
-    const held = { exitCode: keep.exitCode, restarts: retry.restartsInWindow, nextRetryAt: retry.retryAt };
+    const held = { exitCode: keep.exitCode, ...oom, restarts: retry.restartsInWindow, nextRetryAt: retry.retryAt };
     return {
-      steps: backoffSteps(name, retry, neverStarted ? `start failed: ${lastError ?? 'unknown error'}` : `exited with code ${keep.exitCode}`),
+      steps: backoffSteps(name, retry, neverStarted ? `start failed: ${lastError ?? 'unknown error'}` : keep.oomKilled ? `ran out of memory (exit code ${keep.exitCode})` : `exited with code ${keep.exitCode}`),
       // Crash-looping only once the loop breaker has tripped; until then the service is just waiting out its backoff.
       status:
         neverStarted && lastError
@@ -157,8 +159,8 @@ function planStoppedContainer(service: DesiredService, keep: CurrentContainer, r
     };
   }
   return {
-    steps: [{ kind: 'startContainer', service: name, containerId: keep.id, reason: neverStarted ? 'new' : 'crashed' }],
-    status: { state: 'pending', reason: neverStarted ? 'being started' : `being restarted after exit code ${keep.exitCode}` },
+    steps: [{ kind: 'startContainer', service: name, containerId: keep.id, reason: neverStarted ? 'new' : keep.oomKilled ? 'out of memory' : 'crashed' }],
+    status: { state: 'pending', reason: neverStarted ? 'being started' : keep.oomKilled ? `being restarted after running out of memory (exit code ${keep.exitCode})` : `being restarted after exit code ${keep.exitCode}` },
   };
 }
 

@@ -228,7 +228,7 @@ async function execute(run: RunContext, step: Step): Promise<void> {
   const service = 'service' in step ? step.service : undefined;
   try {
     await runStep(run.executors, step);
-    const countsAsRestart = (step.kind === 'startContainer' && step.reason === 'crashed') || step.kind === 'restartContainer';
+    const countsAsRestart = (step.kind === 'startContainer' && step.reason !== 'new') || step.kind === 'restartContainer';
     if (countsAsRestart && service) memory.history = recordRestart(memory.history, service, settings.now());
     result.executed.push({ step, description, ok: true, ms: Date.now() - started });
     if (!isWaitStep(step)) settings.log.info({ step: step.kind, service }, `stack: ${description}`);

@@ -8,11 +8,11 @@ export type ServiceStatus =
   /** Not started because a dependency is not ready; `reason` says what each one is doing. */
   | { state: 'waiting'; for: string[]; reason: string }
   /** Exited and waiting out its restart backoff; restarted at `nextRetryAt`. */
-  | { state: 'backing-off'; exitCode: number; restarts: number; nextRetryAt: number }
+  | { state: 'backing-off'; exitCode: number; outOfMemory?: true; restarts: number; nextRetryAt: number }
   /** The loop breaker tripped (too many restarts in the window): left alone until `nextRetryAt`. */
-  | { state: 'crash-looping'; exitCode: number; restarts: number; nextRetryAt: number }
+  | { state: 'crash-looping'; exitCode: number; outOfMemory?: true; restarts: number; nextRetryAt: number }
   /** Stopped and left so by its restart policy (`restart: no`, or `on-failure` after success). */
-  | { state: 'exited'; exitCode: number }
+  | { state: 'exited'; exitCode: number; outOfMemory?: true }
   /** Being created, recreated or pulled. */
   | { state: 'pending'; reason: string }
   | { state: 'error'; reason: string };
@@ -49,11 +49,11 @@ export function describeStatus(name: string, status: ServiceStatus | undefined, 
     case 'waiting':
       return `${name} is waiting (${status.reason})`;
     case 'backing-off':
-      return `${name} exited with code ${status.exitCode}; restarting in ${secondsUntil(status.nextRetryAt, now)} s`;
+      return `${name} ${exited(status)}; restarting in ${secondsUntil(status.nextRetryAt, now)} s`;
     case 'crash-looping':
-      return `${name} is crash-looping (exit code ${status.exitCode}, restarted ${status.restarts} times; left alone until ${new Date(status.nextRetryAt).toISOString()})`;
+      return `${name} is crash-looping (exit code ${status.exitCode}${status.outOfMemory ? ', out of memory' : ''}, restarted ${status.restarts} times; left alone until ${new Date(status.nextRetryAt).toISOString()})`;
     case 'exited':
-      return `${name} exited with code ${status.exitCode}`;
+      return `${name} ${exited(status)}`;
     case 'pending':
       return `${name} is ${status.reason}`;
     case 'error':
@@ -65,3 +65,6 @@ export function describeStatus(name: string, status: ServiceStatus | undefined, 
 export function reportServices(services: Readonly<Record<string, ServiceStatus>>, now: number): Record<string, ReportedServiceStatus> {
   return Object.fromEntries(Object.entries(services).map(([name, status]) => [name, { ...status, summary: describeStatus(name, status, now) }]));
 }
+
+const exited = (status: { exitCode: number; outOfMemory?: true }) =>
+  status.outOfMemory ? `ran out of memory and was stopped by the kernel (exit code ${status.exitCode})` : `exited with code ${status.exitCode}`;

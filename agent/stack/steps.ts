@@ -23,8 +23,8 @@ export type Step =
 export type StepKind = Step['kind'];
 export type StepOf<K extends StepKind> = Extract<Step, { kind: K }>;
 
-/** Why a container is started: first start, or again after it died (counts toward backoff). */
-export type StartReason = 'new' | 'crashed';
+/** Why a container is started: first start, or again after it died, the kernel's OOM killer named apart (both count toward backoff). */
+export type StartReason = 'new' | 'crashed' | 'out of memory';
 
 /** Steps that change nothing; a batch of only these means "nothing to do right now". */
 const WAIT_KINDS = new Set<StepKind>(['waitHealthy', 'backoff', 'reportCrashLoop']);

@@ -26,7 +26,7 @@ export function page(opts: PageOptions): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 ${opts.refreshSeconds ? html`<script src="${ASSET_PATHS.progressScript}" defer></script>` : ''}
-<title>${opts.title} · Memu</title>
+<title>${opts.title} &middot; Memu</title>
 <link rel="stylesheet" href="${ASSET_PATHS.stylesheet}">
 </head>
 <body>

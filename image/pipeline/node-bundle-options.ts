@@ -33,6 +33,8 @@ export const nodeBundleOptions = {
   target: 'node20',
   format: 'esm',
   minify: false,
+  // esbuild's default, stated: strings are escaped to ASCII (see agent-bundle.ts for why it matters).
+  charset: 'ascii',
   legalComments: 'none',
   // CommonJS dependencies expect require, __filename and __dirname; give the ESM bundle them.
   banner: {

@@ -14,7 +14,7 @@ import { makeExt4 } from '../disk/ext4.ts';
 import { makeFat } from '../disk/fat.ts';
 import { createDisk } from '../disk/assemble.ts';
 import type { LayoutPartition } from '../../shared/contracts/disk-layout.ts';
-import { bundleAgent, projectVersion } from './agent-bundle.ts';
+import { AGENT_INSTALL_DIR, bundleAgent, projectVersion } from './agent-bundle.ts';
 import { repoRoot } from '../host/repo-root.ts';
 import { writeArtifacts, type ArtifactsResult, type PublishPoint } from './artifacts.ts';
 import { bootBackendFor, prepareBoot } from './boot/boot-stage.ts';
@@ -165,7 +165,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
 
     const agent = await stage('agent', async () => {
       const bundle = await bundleAgent(config.version);
-      await replaceFile(tree, 'usr/lib/memu/agent/memu-agent.mjs', bundle.code);
+      for (const file of bundle.files) await replaceFile(tree, `${AGENT_INSTALL_DIR}/${file.name}`, file.contents);
       return bundle;
     });
 

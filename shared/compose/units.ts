@@ -16,7 +16,7 @@ export function parseDurationNs(value: string | number): number {
     throw new Error(`duration ${value} needs a unit, e.g. "${value}s"`);
   }
   const text = value.trim();
-  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  const part = /(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/y;
   let total = 0;
   let index = 0;
   if (text === '0') return 0;

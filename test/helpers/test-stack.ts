@@ -130,7 +130,7 @@ export interface StackHealthz {
     services?: Record<string, { state: string; summary: string }>;
     bringUp?: { dockerReadySeconds: number; imagesAvailableSeconds: number; stackUpSeconds: number };
   };
-  agent?: { rssBytes: number; cpuSeconds: number };
+  agent?: { rssBytes: number; heapUsedBytes?: number; heapTotalBytes?: number; externalBytes?: number; cpuSeconds: number };
   device?: { mode: string; reason?: string; hostname?: string };
   data?: { sizeBytes: number; freeBytes: number };
 }

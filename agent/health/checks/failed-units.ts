@@ -82,7 +82,7 @@ export function parseFailedUnits(stdout: string): FailedUnit[] {
   }
   return text
     .split('\n')
-    .map((l) => l.trim().replace(/^●\s*/, ''))
+    .map((l) => l.trim().replace(/^\u25cf\s*/, ''))
     .filter(Boolean)
     .map((l) => {
       const [unit = '', load = '', active = '', sub = '', ...rest] = l.split(/\s+/);
@@ -108,11 +108,14 @@ export interface FailedUnitsCheckOptions {
   intervalMs?: number;
 }
 
-/** Every 2 minutes: a systemctl process and a D-Bus call, and a unit's failure is final until someone acts. */
+/**
+ * Every 5 minutes: each run forks a systemctl process from the agent (the costliest thing a
+ * round does under emulation), and a unit's failure is final until someone acts.
+ */
 export function createFailedUnitsCheck(opts: FailedUnitsCheckOptions = {}): HealthCheck {
   return {
     name: 'failed-units',
-    intervalMs: opts.intervalMs ?? 2 * 60_000,
+    intervalMs: opts.intervalMs ?? 5 * 60_000,
     async run() {
       const facts = await readFailedUnits(opts.run);
       return facts ? evaluateFailedUnits(facts, opts.thresholds) : [];

@@ -307,13 +307,13 @@ export interface MemoryCheckOptions extends MemoryReaderOptions {
   now?: () => number;
 }
 
-/** Every 30 s: four small procfs files and a sysfs file per zram device. */
+/** Every 60 s: the pressure it judges is the kernel's 60-second average, so reading it more often tells nothing new. */
 export function createMemoryCheck(opts: MemoryCheckOptions = {}): HealthCheck {
   const now = opts.now ?? Date.now;
   let history: OomHistory = {};
   return {
     name: 'memory',
-    intervalMs: opts.intervalMs ?? 30_000,
+    intervalMs: opts.intervalMs ?? 60_000,
     async run() {
       const facts = await readMemoryFacts(opts);
       const t = now();

@@ -1,6 +1,6 @@
 /**
  * The stack reconciler against the real dockerd: fresh start, idempotence, single-service
- * recreation, repair, health gates, crash-loop backoff, exclusive work and the clear errors. Images are
+ * recreation, repair, health gates, crash-loop backoff, out-of-memory kills, exclusive work and the clear errors. Images are
  * built locally from Debian's busybox-static (test/helpers/docker-fixtures.ts); no
  * registry is reachable while the reconciler runs, as on a device's first boot.
  */
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStackReconciler, type ReconcileResult, type StackReconcilerOptions } from '../../../../agent/stack/reconciler.ts';
+import { stackHealthReasons } from '../../../../agent/stack/stack-health.ts';
 import {
   containersByService,
   dockerClient,
@@ -284,6 +285,24 @@ services:
     expect(starts).toBeGreaterThanOrEqual(1);
     expect(starts).toBeLessThanOrEqual(2);
     if (status.flaky?.state === 'backing-off') expect(status.flaky.nextRetryAt).toBeGreaterThan(Date.now());
+  });
+
+  it('names a service the kernel killed for using more memory than its limit, and restarts it with backoff', async () => {
+    const { name, dir } = await project('oom', {
+      // 100 MB of "a" held in a shell variable, in a container allowed 8 MB: the kernel's OOM killer ends it.
+      'compose.yaml': `services:\n  hungry:\n    image: \${IMAGE}\n    command: ["sh", "-c", "x=$$(head -c 100000000 /dev/zero | tr '\\\\0' a); sleep 3600"]\n    mem_limit: 8m\n    restart: always\n`,
+    });
+    const stack = reconciler(dir, name, { eventDebounceMs: 50 });
+    stack.start();
+    try {
+      await until(() => stack.status().services.hungry?.state === 'backing-off', 30_000);
+      const hungry = stack.status().services.hungry!;
+      expect(hungry).toMatchObject({ state: 'backing-off', exitCode: 137, outOfMemory: true });
+      expect(hungry.summary).toMatch(/^hungry ran out of memory and was stopped by the kernel \(exit code 137\); restarting in \d+ s$/);
+      expect(stackHealthReasons(stack.status(), Date.now()).map((r) => r.code)).toEqual(['service-out-of-memory']);
+    } finally {
+      await stack.stop();
+    }
   });
 
   it('calls a service crash-looping once the loop breaker trips, and leaves it alone', async () => {

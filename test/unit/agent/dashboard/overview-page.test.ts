@@ -49,7 +49,7 @@ describe('the overview cards', () => {
   it('hides the restart link while a restart runs, and says when there is no stack at all', () => {
     const status: StackModuleStatus = { state: 'present', loop: 'running', converged: true, services: { db: s({ state: 'healthy', containerId: 'c' }) } };
     const card = servicesCard(status, [{ service: 'db', actor: 'mum', state: 'running', startedAt: 0 }]).value;
-    expect(card).toContain('Restarting…');
+    expect(card).toContain('Restarting&hellip;');
     expect(card).not.toContain('/restart"');
     expect(servicesCard({ state: 'none', reason: 'this image carries no container stack' }, []).value).toContain('No apps are installed on this device: this image carries no container stack.');
   });
@@ -79,6 +79,6 @@ describe('the overview cards', () => {
     expect(full).toContain('5 GB free of 100 GB (95% used)');
     expect(full).toContain('nearly full');
     expect(full).toContain('<td>Photos</td><td class="size">90 GB</td>');
-    expect(storageCard(undefined, { state: 'measuring', since: 0 }, fmt).value).toContain('Measuring…');
+    expect(storageCard(undefined, { state: 'measuring', since: 0 }, fmt).value).toContain('Measuring&hellip;');
   });
 });

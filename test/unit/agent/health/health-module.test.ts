@@ -34,7 +34,7 @@ describe('GET /api/health, the report', () => {
     expect(code).toBe(200);
     expect(body).toMatchObject({ status: 'ok', reasons: [], version: '1.2.3', bootId: 'b00t-1d', provisioning: { state: 'done' }, stack: { state: 'none' } });
     expect(body.data).toMatchObject({ sizeBytes: expect.any(Number), freeBytes: expect.any(Number) });
-    expect(body.agent).toMatchObject({ rssBytes: expect.any(Number), cpuSeconds: expect.any(Number) });
+    expect(body.agent).toMatchObject({ rssBytes: expect.any(Number), heapUsedBytes: expect.any(Number), heapTotalBytes: expect.any(Number), externalBytes: expect.any(Number), cpuSeconds: expect.any(Number) });
   });
 
   it('says degraded with every module\'s reasons, in module order', async () => {

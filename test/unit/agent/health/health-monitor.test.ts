@@ -76,4 +76,20 @@ describe('the health monitor', () => {
     await monitor.round();
     expect(seen).toEqual([['unhealthy']]);
   });
+
+  it('spends nothing on a tick when no check is due: no listener runs and the round count stays', async () => {
+    let now = 1_000_000;
+    let afterRounds = 0;
+    const monitor = createHealthMonitor(
+      { checks: [{ name: 'docker', intervalMs: 30_000, run: async () => [result('docker-responsive', 'ok')] }], history: memoryHistory(), listeners: [{ afterRound: async () => void afterRounds++ }], now: () => now },
+      log,
+    );
+    await monitor.round();
+    now += 15_000;
+    await monitor.round();
+    expect([afterRounds, monitor.cost().rounds, monitor.lastRoundAt()]).toEqual([1, 1, 1_000_000]);
+    now += 15_000;
+    await monitor.round();
+    expect([afterRounds, monitor.cost().rounds, monitor.lastRoundAt()]).toEqual([2, 2, 1_030_000]);
+  });
 });

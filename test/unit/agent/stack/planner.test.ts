@@ -91,6 +91,7 @@ function container(desired: DesiredStack, service: string, over: Partial<Current
     state: 'running',
     health: desired.services[service]!.healthcheck ? 'healthy' : 'none',
     exitCode: 0,
+    oomKilled: false,
     startedAt: T0 - 3_600_000,
     networks: ['memu_default'],
     volumes: [],
@@ -225,6 +226,18 @@ describe('planNextSteps: changes and clean-up', () => {
 });
 
 describe('restart backoff with an injected clock', () => {
+  it('says when the kernel killed a service for memory, in its restart, its backoff and its status', async () => {
+    const desired = await desiredFrom('services:\n  photos: {image: registry.test/app:1, restart: always}\n');
+    const oom = container(desired, 'photos', { state: 'exited', exitCode: 137, oomKilled: true, startedAt: T0 - 500, finishedAt: T0 - 400 });
+    const restart = await planNextSteps(desired, state(desired, [oom]), ctx({ now: T0 }));
+    expect(restart.steps).toEqual([{ kind: 'startContainer', service: 'photos', containerId: 'id-photos', reason: 'out of memory' }]);
+    expect(restart.services.photos).toEqual({ state: 'pending', reason: 'being restarted after running out of memory (exit code 137)' });
+    const waiting = await planNextSteps(desired, state(desired, [oom]), ctx({ now: T0 + 1000, restartHistory: recordRestart({}, 'photos', T0) }));
+    expect(waiting.steps).toEqual([{ kind: 'backoff', service: 'photos', retryAt: T0 + 10_000, reason: 'ran out of memory (exit code 137)' }]);
+    const status = waiting.services.photos!;
+    expect(status).toEqual({ state: 'backing-off', exitCode: 137, outOfMemory: true, restarts: 1, nextRetryAt: T0 + 10_000 });
+  });
+
   async function crashed(history: RestartHistory, now: number) {
     const desired = await desiredFrom('services:\n  flaky: {image: registry.test/app:1, restart: always}\n');
     const c = container(desired, 'flaky', { state: 'exited', exitCode: 3, startedAt: now - 500, finishedAt: now - 400 });
@@ -276,7 +289,7 @@ describe('restart backoff with an injected clock', () => {
   it('forgets the streak after a stable run and old restarts after the window', () => {
     const history = recordRestart(recordRestart({}, 'svc', T0), 'svc', T0 + 10_000);
     const running = (startedAt: number): CurrentContainer => ({
-      id: 'x', name: 'x', service: 'svc', state: 'running', health: 'none', exitCode: 0, startedAt, networks: [], volumes: [],
+      id: 'x', name: 'x', service: 'svc', state: 'running', health: 'none', exitCode: 0, oomKilled: false, startedAt, networks: [], volumes: [],
     });
     expect(pruneRestartHistory(history, [running(T0 + 10_000)], T0 + 30_000, DEFAULT_BACKOFF).svc).toEqual({
       restarts: [T0, T0 + 10_000],

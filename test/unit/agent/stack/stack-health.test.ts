@@ -27,6 +27,15 @@ describe('what the stack tells /healthz is wrong', () => {
     ).toEqual([]);
   });
 
+  it('a service the kernel killed for memory, by name, from its first time: out of memory is never routine', () => {
+    expect(stackHealthReasons(stack({ photos: { state: 'backing-off', exitCode: 137, outOfMemory: true, restarts: 1, nextRetryAt: T0 + 9_000 } }), T0)).toEqual([
+      { source: 'stack', code: 'service-out-of-memory', message: 'service photos ran out of memory and was stopped by the kernel (exit code 137); restarting in 9 s' },
+    ]);
+    expect(stackHealthReasons(stack({ photos: { state: 'backing-off', exitCode: 137, outOfMemory: true, restarts: 4, nextRetryAt: T0 + 9_000 } }), T0)).toEqual([
+      { source: 'stack', code: 'service-restarting', message: 'service photos keeps exiting (code 137, out of memory, restarted 4 times); restarting in 9 s' },
+    ]);
+  });
+
   it('a crash-looping, an unhealthy and a failing service, each by name', () => {
     const reasons = stackHealthReasons(
       stack({

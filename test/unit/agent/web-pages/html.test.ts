@@ -16,7 +16,7 @@ describe('pages from escaped templates', () => {
 
   it('makes a whole page with no inline script, the skip link and one stylesheet', () => {
     const doc = page({ title: 'Claim <this>', body: html`<p>x</p>` });
-    expect(doc).toContain('<title>Claim &lt;this&gt; · Memu</title>');
+    expect(doc).toContain('<title>Claim &lt;this&gt; &middot; Memu</title>');
     expect(doc).toContain('<a class="skip" href="#main">');
     expect(doc).not.toMatch(/<script(?![^>]*\bsrc=)/);
     expect(page({ title: 't', body: html``, refreshSeconds: 3 })).toContain('<script src="/admin/assets/progress.js" defer></script>');
