@@ -34,7 +34,7 @@ export interface HealthMonitor {
   /** Runs the checks that are due (all of them with `all`), then the listeners. */
   round(opts?: { all?: boolean }): Promise<void>;
   results(): MonitoredResult[];
-  /** Epoch ms of the end of the last round, undefined before the first. */
+  /** Epoch ms of the end of the last round (or of the last tick that found no check due), undefined before the first. */
   lastRoundAt(): number | undefined;
   /** What the rounds cost: how many, their CPU time (user + system, the whole process while a round ran) and the first one's end. */
   cost(): { rounds: number; cpuSeconds: number; firstRoundEndedAt?: number };
@@ -80,7 +80,11 @@ export function createHealthMonitor(opts: HealthMonitorOptions, log: Logger): He
     const at = now();
     const due = opts.checks.filter((c) => all || (lastRun.get(c.name) ?? -Infinity) + c.intervalMs <= at);
     // Nothing new to judge, nothing to report or repair: a tick between checks costs nothing.
-    if (due.length === 0 && !all) return;
+    // It still counts as the monitor being alive (the watchdog's probe): every result is within its interval.
+    if (due.length === 0 && !all) {
+      lastRound = at;
+      return;
+    }
     // Checks read different things; running them side by side keeps the round short.
     const outcomes = await Promise.all(
       due.map(async (c) => {

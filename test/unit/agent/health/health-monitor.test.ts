@@ -77,7 +77,7 @@ describe('the health monitor', () => {
     expect(seen).toEqual([['unhealthy']]);
   });
 
-  it('spends nothing on a tick when no check is due: no listener runs and the round count stays', async () => {
+  it('spends nothing on a tick when no check is due: no listener runs and the round count stays, yet the monitor counts as alive', async () => {
     let now = 1_000_000;
     let afterRounds = 0;
     const monitor = createHealthMonitor(
@@ -87,7 +87,7 @@ describe('the health monitor', () => {
     await monitor.round();
     now += 15_000;
     await monitor.round();
-    expect([afterRounds, monitor.cost().rounds, monitor.lastRoundAt()]).toEqual([1, 1, 1_000_000]);
+    expect([afterRounds, monitor.cost().rounds, monitor.lastRoundAt()]).toEqual([1, 1, 1_015_000]);
     now += 15_000;
     await monitor.round();
     expect([afterRounds, monitor.cost().rounds, monitor.lastRoundAt()]).toEqual([2, 2, 1_030_000]);
