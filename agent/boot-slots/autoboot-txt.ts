@@ -1,4 +1,4 @@
-import { BootSlotsError } from './systemd-boot-slots.ts';
+import { BootSlotsError } from './slot-rules.ts';
 
 /**
  * `autoboot.txt` on the Raspberry Pi's bootconfig partition, kept line by line so that a

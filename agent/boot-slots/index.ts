@@ -5,6 +5,7 @@
  * against a model of the firmware (no board here; Debian's kernel cannot set the tryboot
  * flag yet, issue 14).
  */
-export { BootSlotsError, createSystemdBootSlots, type SystemdBootSlotsOptions } from './systemd-boot-slots.ts';
+export { BootSlotsError } from './slot-rules.ts';
+export { createSystemdBootSlots, type SystemdBootSlotsOptions } from './systemd-boot-slots.ts';
 export { createTrybootBootSlots, trybootRebootUnavailable, type TrybootBootSlots, type TrybootBootSlotsOptions, type TrybootReboot } from './tryboot-slots.ts';
 export type { ArmedTrial, BootSlot, BootSlots, BootSlotsStatus, SlotState, SlotStatus, TrialRequest } from '../../shared/contracts/boot-slots.ts';

@@ -1,5 +1,5 @@
 import { AUTOBOOT_TXT_MAX_BYTES, appliedSetting, parseAutobootTxt, partitionNumber } from './autoboot-txt.ts';
-import { BootSlotsError } from './systemd-boot-slots.ts';
+import { BootSlotsError } from './slot-rules.ts';
 
 export interface PiFirmwareBootInput {
   /** autoboot.txt on the first FAT partition; undefined when there is none. */

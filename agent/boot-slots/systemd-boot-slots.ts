@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import {
   BOOT_SLOTS,
   SYSTEMD_BOOT_FILES,
-  slotFromKernelCmdline,
   systemdBootEntryName,
   systemdBootEntryText,
   type ArmedTrial,
@@ -14,12 +13,8 @@ import {
   type TrialRequest,
 } from '../../shared/contracts/boot-slots.ts';
 import { fsyncDirectory, removeStaleTemporaryFiles, writeFileAtomic } from '../../shared/files/durable-files.ts';
+import { BootSlotsError, checkTrialRequest, readRunningSlot } from './slot-rules.ts';
 import { compareBootOrder, defaultPattern, nextBootEntry, readLoaderEntries, type LoaderEntry } from './loader-entries.ts';
-
-/** A request the slots cannot carry out, said so that the caller can show it as is. */
-export class BootSlotsError extends Error {
-  override name = 'BootSlotsError';
-}
 
 export interface SystemdBootSlotsOptions {
   /** Where the ESP is mounted (the image's fstab: /boot/efi). */
@@ -55,12 +50,7 @@ export function createSystemdBootSlots(opts: SystemdBootSlotsOptions = {}): Boot
   const entriesDir = join(espDir, SYSTEMD_BOOT_FILES.entriesDir);
   const loaderConfPath = join(espDir, SYSTEMD_BOOT_FILES.loaderConf);
 
-  const currentSlot = async (): Promise<BootSlot> => {
-    const cmdline = await readFile(cmdlinePath, 'utf8');
-    const slot = slotFromKernelCmdline(cmdline);
-    if (!slot) throw new BootSlotsError(`the kernel command line (${cmdlinePath}) has no memu.slot=a or memu.slot=b: this system was not started from a Memu boot entry`);
-    return slot;
-  };
+  const currentSlot = () => readRunningSlot(cmdlinePath, 'a Memu boot entry');
 
   /** The entry of each slot that the loader would use: the first in boot order (an interrupted trial can leave two). */
   const entryOf = (entries: LoaderEntry[], slot: BootSlot) => entries.filter((e) => e.slot === slot).sort(compareBootOrder)[0];
@@ -108,12 +98,7 @@ export function createSystemdBootSlots(opts: SystemdBootSlotsOptions = {}): Boot
     },
 
     async armTrial(slot: BootSlot, request: TrialRequest): Promise<ArmedTrial> {
-      const current = await currentSlot();
-      if (slot === current) throw new BootSlotsError(`slot ${slot} is the running one; a trial is for the idle slot`);
-      if (!Number.isInteger(request.attempts) || request.attempts < 1 || request.attempts > MAX_TRIAL_ATTEMPTS) {
-        throw new BootSlotsError(`a trial needs 1 to ${MAX_TRIAL_ATTEMPTS} attempts, not ${request.attempts}`);
-      }
-      if (slotFromKernelCmdline(request.kernelCmdline) !== slot) throw new BootSlotsError(`the command line for slot ${slot} must carry memu.slot=${slot}: "${request.kernelCmdline}"`);
+      checkTrialRequest(slot, await currentSlot(), request, MAX_TRIAL_ATTEMPTS);
       for (const file of [SYSTEMD_BOOT_FILES.kernel(slot), SYSTEMD_BOOT_FILES.initrd(slot)]) {
         // systemd-boot silently skips an entry whose kernel is missing, which would make the trial a no-op.
         if (!(await isFile(join(espDir, file)))) throw new BootSlotsError(`slot ${slot} has no /${file} on the ESP; install its boot files before arming a trial`);

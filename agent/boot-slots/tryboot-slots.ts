@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import {
   BOOT_SLOTS,
   otherSlot,
-  slotFromKernelCmdline,
   type ArmedTrial,
   type BootSlot,
   type BootSlots,
@@ -24,7 +23,7 @@ import {
   setSectionSetting,
   type AutobootTxt,
 } from './autoboot-txt.ts';
-import { BootSlotsError } from './systemd-boot-slots.ts';
+import { BootSlotsError, checkTrialRequest, readRunningSlot } from './slot-rules.ts';
 
 /** Reboots the device with the Pi firmware's one-shot tryboot flag set, as `reboot '0 tryboot'` does on the Raspberry Pi kernel. */
 export interface TrybootReboot {
@@ -125,12 +124,7 @@ export function createTrybootBootSlots(opts: TrybootBootSlotsOptions): TrybootBo
   const layoutPath = opts.layoutPath ?? DISK_LAYOUT_PATH;
   const trybootReboot = opts.trybootReboot ?? trybootRebootUnavailable;
 
-  const currentSlot = async (): Promise<BootSlot> => {
-    const cmdline = await readFile(cmdlinePath, 'utf8');
-    const slot = slotFromKernelCmdline(cmdline);
-    if (!slot) throw new BootSlotsError(`the kernel command line (${cmdlinePath}) has no memu.slot=a or memu.slot=b: this system was not started from a Memu boot partition`);
-    return slot;
-  };
+  const currentSlot = () => readRunningSlot(cmdlinePath, 'a Memu boot partition');
   const currentBootId = async () => (await readFile(bootIdPath, 'utf8')).trim();
 
   const bootPartitions = async (): Promise<Record<BootSlot, number>> => {
@@ -193,9 +187,8 @@ export function createTrybootBootSlots(opts: TrybootBootSlotsOptions): TrybootBo
 
     async armTrial(slot: BootSlot, request: TrialRequest): Promise<ArmedTrial> {
       const current = await currentSlot();
-      if (slot === current) throw new BootSlotsError(`slot ${slot} is the running one; a trial is for the idle slot`);
-      if (request.attempts !== 1) throw new BootSlotsError(`tryboot starts a trial exactly once: a trial needs 1 attempt, not ${request.attempts}`);
-      if (slotFromKernelCmdline(request.kernelCmdline) !== slot) throw new BootSlotsError(`the command line for slot ${slot} must carry memu.slot=${slot}: "${request.kernelCmdline}"`);
+      // tryboot starts a trial exactly once.
+      checkTrialRequest(slot, current, request, 1);
       const { doc, partitions, normal } = await readAutoboot();
       if (normal !== current) throw new BootSlotsError(`the running slot ${current} is itself on trial (a normal boot starts slot ${normal}); mark it good before arming another trial`);
       let next = setBootPartition(withoutTrialMark(doc), 'tryboot', partitions[slot]);

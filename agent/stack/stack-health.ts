@@ -19,12 +19,12 @@ export function stackHealthReasons(status: ReportedStackStatus, now: number): He
     else reason('stack-unreconciled', `the stack could not be reconciled: ${status.error}`);
   }
   for (const [name, service] of Object.entries(status.services)) {
-    // Out of memory is never routine, so it is a reason from the first time, while Docker still says which service it was.
-    if ((service.state === 'backing-off' || service.state === 'exited') && service.outOfMemory && !(service.state === 'backing-off' && service.restarts >= RESTARTS_BEFORE_REPORTED)) {
-      reason('service-out-of-memory', `service ${describeStatus(name, service, now)}`);
-    } else if (service.state === 'crash-looping') reason('service-crash-looping', `service ${describeStatus(name, service, now)}`, true);
+    if (service.state === 'crash-looping') reason('service-crash-looping', `service ${describeStatus(name, service, now)}`, true);
     else if (service.state === 'backing-off' && service.restarts >= RESTARTS_BEFORE_REPORTED) {
       reason('service-restarting', `service ${name} keeps exiting (code ${service.exitCode}${service.outOfMemory ? ', out of memory' : ''}, restarted ${service.restarts} times); restarting in ${secondsUntil(service.nextRetryAt, now)} s`);
+    } else if ((service.state === 'backing-off' || service.state === 'exited') && service.outOfMemory) {
+      // Out of memory is never routine: a reason from the first time, while Docker still says which service it was.
+      reason('service-out-of-memory', `service ${describeStatus(name, service, now)}`);
     } else if (service.state === 'unhealthy') reason('service-unhealthy', `service ${describeStatus(name, service, now)}`);
     else if (service.state === 'error') reason('service-error', `service ${describeStatus(name, service, now)}`, true);
   }
