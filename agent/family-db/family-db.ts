@@ -1,14 +1,14 @@
-import { closeSync, constants, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-// CommonJS whose exports are set at run time: only the default import sees them.
-import nodeSqlite from 'node-sqlite3-wasm';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { SQLITE_ADDON_NAME } from '../../shared/contracts/agent-install.ts';
 import { checkMigrationList, migrate } from './migrate.ts';
 import { FAMILY_DB_MIGRATIONS, type Migration } from './migrations.ts';
-import { clearStaleLock, lockPaths, recordLockHolder, removeLockHolder } from './stale-lock.ts';
 
-export type SqlValue = string | number | bigint | Uint8Array | null;
-/** Positional (`?`) values, or named ones keyed with their prefix: `{ ':name': 'Ada' }`. */
+export type SqlValue = string | number | bigint | Buffer | null;
+/** Positional (`?`) values, or named ones keyed without their prefix: `{ name: 'Ada' }` for `:name`, `@name` or `$name`. */
 export type SqlParams = readonly SqlValue[] | Readonly<Record<string, SqlValue>>;
 
 export interface RunResult {
@@ -46,6 +46,8 @@ export interface FamilyDbOptions {
   faultInjection?: (point: string) => void | Promise<void>;
   /** The schema's migrations; tests give their own lists. */
   migrations?: readonly Migration[];
+  /** How long opening waits for another process's lock; LOCK_WAIT_MS unless a test shortens it. */
+  lockWaitMs?: number;
 }
 
 export const TRANSACTION_POINTS = ['after-begin', 'before-commit', 'after-commit'] as const;
@@ -57,8 +59,24 @@ export function familyDbPath(dataDir: string): string {
   return join(dataDir, 'agent', 'memu.db');
 }
 
-const { Database } = nodeSqlite;
-type Database = InstanceType<typeof Database>;
+type Database = Database.Database;
+type Statement = Database.Statement<unknown[], unknown>;
+
+/**
+ * In the image, better-sqlite3's compiled addon sits beside the agent's bundle
+ * (image/pipeline/agent-bundle.ts), where the package's own lookup would not find it;
+ * run from source, the package finds its own build.
+ */
+function addonBesideBundle(): string | undefined {
+  const path = fileURLToPath(new URL(SQLITE_ADDON_NAME, import.meta.url));
+  return existsSync(path) ? path : undefined;
+}
+
+/** How long opening waits for another process's lock: an agent being replaced lets go within this. */
+export const LOCK_WAIT_MS = 5000;
+
+/** Statements compiled once per connection: the SQL is fixed text in the code, so the set stays small. */
+const STATEMENT_CACHE_LIMIT = 200;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
@@ -76,7 +94,7 @@ function fsyncDirectory(dir: string): void {
 /** The connection behind FamilyDb, with what the migration runner needs besides. */
 export class FamilyDbConnection implements FamilyDb {
   private db: Database | undefined;
-  private holdsLock = false;
+  private readonly statements = new Map<string, Statement>();
 
   constructor(
     readonly path: string,
@@ -91,10 +109,14 @@ export class FamilyDbConnection implements FamilyDb {
     return this.db;
   }
 
-  /** Once the first access took the lock: records this process as its holder. */
-  lockTaken(): void {
-    recordLockHolder(this.path);
-    this.holdsLock = true;
+  private statement(sql: string): Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      if (this.statements.size >= STATEMENT_CACHE_LIMIT) this.statements.clear();
+      stmt = this.open().prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
   }
 
   fault(point: string): void {
@@ -106,15 +128,15 @@ export class FamilyDbConnection implements FamilyDb {
   }
 
   run(sql: string, params?: SqlParams): RunResult {
-    return this.open().run(sql, params as Parameters<Database['run']>[1]);
+    return this.statement(sql).run(...bindings(params));
   }
 
   get<T extends object>(sql: string, params?: SqlParams): T | undefined {
-    return (this.open().get(sql, params as Parameters<Database['get']>[1]) as T | null) ?? undefined;
+    return this.statement(sql).get(...bindings(params)) as T | undefined;
   }
 
   all<T extends object>(sql: string, params?: SqlParams): T[] {
-    return this.open().all(sql, params as Parameters<Database['all']>[1]) as T[];
+    return this.statement(sql).all(...bindings(params)) as T[];
   }
 
   transaction<T>(fn: () => T): T {
@@ -159,15 +181,21 @@ export class FamilyDbConnection implements FamilyDb {
     if (!this.db) return;
     const db = this.db;
     this.db = undefined;
+    this.statements.clear();
     db.close();
-    if (this.holdsLock) removeLockHolder(this.path);
   }
+}
+
+/** better-sqlite3 takes positional values as arguments and named ones as one object. */
+function bindings(params: SqlParams | undefined): unknown[] {
+  if (params === undefined) return [];
+  return Array.isArray(params) ? [...params] : [params];
 }
 
 /** Sets a pragma and reads back what SQLite made of it: a setting it refused is an error, not a silent fallback. */
 function pragma(db: Database, path: string, name: string, value: string, expect: string | number): void {
-  const row = db.get(`PRAGMA ${name} = ${value}`) ?? db.get(`PRAGMA ${name}`);
-  const actual = row ? Object.values(row)[0] : undefined;
+  db.pragma(`${name} = ${value}`);
+  const actual: unknown = db.pragma(name, { simple: true });
   if (actual !== expect) throw new Error(`${path}: PRAGMA ${name} = ${value} gave ${String(actual)}, not ${expect}`);
 }
 
@@ -175,21 +203,25 @@ function pragma(db: Database, path: string, name: string, value: string, expect:
  * Opens (creating if needed) memu.db, brings its schema up to date, and returns it.
  *
  * Durability: WAL with synchronous=FULL, so every commit is fsynced before
- * `transaction` returns. node-sqlite3-wasm's VFS has no shared memory, so WAL needs
- * locking_mode=EXCLUSIVE, set before the first access (SQLite, "WAL without shared
- * memory"): the agent is the only process that opens memu.db and holds it for its whole
- * life, so the lock shuts out nobody. A lock left by a killed agent is cleared first
- * (stale-lock.ts).
+ * `transaction` returns. locking_mode=EXCLUSIVE, set before the first access, holds the
+ * file for the connection's life (and keeps the write-ahead log's index in the agent's
+ * memory, no `-shm` file): the agent is the only process that opens memu.db, and a second
+ * agent started by mistake is refused rather than interleaved. The lock is SQLite's POSIX
+ * lock, which the kernel releases when a process dies, so a killed agent leaves nothing
+ * behind that stops the next one.
  */
 export function openFamilyDb(path: string, log: Logger, opts: FamilyDbOptions = {}): FamilyDb {
   const started = Date.now();
   const migrations = opts.migrations ?? FAMILY_DB_MIGRATIONS;
   checkMigrationList(migrations);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  clearStaleLock(path, log);
+  // SQLite gives the write-ahead log the database file's mode: create it readable by root alone.
+  closeSync(openSync(path, constants.O_CREAT | constants.O_WRONLY, 0o600));
+  const lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
   let db: Database;
   try {
-    db = new Database(path);
+    const nativeBinding = addonBesideBundle();
+    db = new Database(path, { timeout: lockWaitMs, ...(nativeBinding ? { nativeBinding } : {}) });
   } catch (err) {
     throw new Error(`cannot open ${path}: ${(err as Error).message}`);
   }
@@ -201,10 +233,9 @@ export function openFamilyDb(path: string, log: Logger, opts: FamilyDbOptions = 
       pragma(db, path, 'journal_mode', 'WAL', 'wal');
     } catch (err) {
       const message = (err as Error).message;
-      if (message === 'database is locked') throw new Error(`${path} is locked by another process (${lockPaths(path).lockDir} exists)`);
+      if (message === 'database is locked') throw new Error(`${path} is locked by another process: is a second memu-agent running? (waited ${lockWaitMs / 1000} s)`);
       throw new Error(`cannot open ${path}: ${message}`);
     }
-    conn.lockTaken();
     pragma(db, path, 'synchronous', 'FULL', 2);
     pragma(db, path, 'foreign_keys', 'ON', 1);
     const applied = migrate(conn, migrations, log);

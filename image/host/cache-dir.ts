@@ -19,6 +19,8 @@ export function cachePaths(cacheDir: string) {
     debs: join(cacheDir, 'debs'),
     /** OCI blobs by digest: filled by `memu stack lock --prefetch`, read by `memu build --stack`. */
     blobs: join(cacheDir, 'blobs'),
+    /** Native addons the agent ships (better-sqlite3), compiled per architecture and keyed by their inputs. */
+    addons: join(cacheDir, 'addons'),
     /** The local development signing key. */
     keys: join(cacheDir, 'keys'),
   };

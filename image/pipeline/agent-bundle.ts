@@ -1,20 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { build } from 'esbuild';
+import type { Logger } from 'pino';
+import { AGENT_BUNDLE_NAME, SQLITE_ADDON_NAME } from '../../shared/contracts/agent-install.ts';
 import { repoRoot } from '../host/repo-root.ts';
 import { nodeBundleOptions } from './node-bundle-options.ts';
-
-/** Where the image keeps the agent: the bundle and SQLite's WebAssembly beside it. */
-export const AGENT_INSTALL_DIR = 'usr/lib/memu/agent';
-export const AGENT_BUNDLE_NAME = 'memu-agent.mjs';
-/**
- * node-sqlite3-wasm (memu.db) loads this file from beside its own code, which in the
- * bundle is beside the bundle. It stays a file rather than going inside the bundle: V8
- * keeps a script's source for as long as the script lives, so an embedded copy (base64)
- * plus the decoded bytes would cost 3.3 MB of the agent's memory for the rest of its life.
- */
-export const SQLITE_WASM_NAME = 'node-sqlite3-wasm.wasm';
+import { sqliteAddon, type AddonArch, type SqliteAddonKey } from './sqlite-addon.ts';
 
 export interface AgentBundleFile {
   name: string;
@@ -22,9 +13,10 @@ export interface AgentBundleFile {
 }
 
 export interface AgentBundle {
-  /** What goes into the agent's directory: the ES module and its WebAssembly. Architecture-independent: one bundle serves arm64 and amd64. */
+  /** What goes into the agent's directory (AGENT_INSTALL_DIR): the ES module, and SQLite's addon for the image's architecture. */
   files: AgentBundleFile[];
   version: string;
+  sqliteAddon: SqliteAddonKey;
   /** Over every file's name and contents, in order. */
   sha256: string;
 }
@@ -45,13 +37,12 @@ function requireAscii(code: string, entryPoint: string): void {
 }
 
 /**
- * Stage 3 input: bundles `agent/main.ts` and its dependencies into a single ES module
- * with esbuild, SQLite's WebAssembly beside it. Whitespace and comments are left out
- * (names are kept, so stack traces still say which function): the source is resident for
- * the agent's whole life. The output depends only on the sources, so it is reproducible.
- * Tests bundle other entries (`entryPoint`) the same way.
+ * The agent's code: `agent/main.ts` and its dependencies as one ES module, by esbuild.
+ * Whitespace and comments are left out (names are kept, so stack traces still say which
+ * function): the source is resident for the agent's whole life. The output depends only
+ * on the sources, so it is reproducible. Tests bundle other entries the same way.
  */
-export async function bundleAgent(releaseVersion: string, entryPoint = 'agent/main.ts'): Promise<AgentBundle> {
+export async function bundleAgentCode(releaseVersion: string, entryPoint = 'agent/main.ts'): Promise<Buffer> {
   const result = await build({
     ...nodeBundleOptions,
     minifyWhitespace: true,
@@ -63,14 +54,24 @@ export async function bundleAgent(releaseVersion: string, entryPoint = 'agent/ma
   const file = result.outputFiles[0];
   if (!file) throw new Error('esbuild produced no agent bundle');
   requireAscii(file.text, entryPoint);
-  const wasmPath = createRequire(`${repoRoot}package.json`).resolve(`node-sqlite3-wasm/dist/${SQLITE_WASM_NAME}`);
+  return Buffer.from(file.contents);
+}
+
+/**
+ * Stage 3 input: the agent's code, and beside it better-sqlite3's compiled addon for the
+ * image's architecture (sqlite-addon.ts), which the agent loads from there (family-db.ts).
+ * Nothing else from node_modules goes into the image.
+ */
+export async function bundleAgent(opts: { version: string; arch: AddonArch; cacheDir: string; log: Logger; entryPoint?: string }): Promise<AgentBundle> {
+  const code = await bundleAgentCode(opts.version, opts.entryPoint);
+  const addon = await sqliteAddon(opts.arch, opts.cacheDir, opts.log);
   const files = [
-    { name: AGENT_BUNDLE_NAME, contents: Buffer.from(file.contents) },
-    { name: SQLITE_WASM_NAME, contents: await readFile(wasmPath) },
+    { name: AGENT_BUNDLE_NAME, contents: code },
+    { name: SQLITE_ADDON_NAME, contents: addon.contents },
   ];
   const hash = createHash('sha256');
   for (const f of files) hash.update(`${f.name}\0${f.contents.length}\0`).update(f.contents);
-  return { files, version: releaseVersion, sha256: hash.digest('hex') };
+  return { files, version: opts.version, sqliteAddon: addon.key, sha256: hash.digest('hex') };
 }
 
 export async function projectVersion(): Promise<string> {

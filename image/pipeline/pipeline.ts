@@ -14,7 +14,9 @@ import { makeExt4 } from '../disk/ext4.ts';
 import { makeFat } from '../disk/fat.ts';
 import { createDisk } from '../disk/assemble.ts';
 import type { LayoutPartition } from '../../shared/contracts/disk-layout.ts';
-import { AGENT_INSTALL_DIR, bundleAgent, projectVersion } from './agent-bundle.ts';
+import { AGENT_INSTALL_DIR } from '../../shared/contracts/agent-install.ts';
+import { bundleAgent, projectVersion } from './agent-bundle.ts';
+import { checkImageNode } from './sqlite-addon.ts';
 import { repoRoot } from '../host/repo-root.ts';
 import { writeArtifacts, type ArtifactsResult, type PublishPoint } from './artifacts.ts';
 import { bootBackendFor, prepareBoot } from './boot/boot-stage.ts';
@@ -164,7 +166,8 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
     });
 
     const agent = await stage('agent', async () => {
-      const bundle = await bundleAgent(config.version);
+      const bundle = await bundleAgent({ version: config.version, arch: profile.arch, cacheDir: config.cacheDir, log });
+      checkImageNode((await listInstalledPackages(tree)).find((p) => p.name === 'nodejs')?.version, bundle.sqliteAddon);
       for (const file of bundle.files) await replaceFile(tree, `${AGENT_INSTALL_DIR}/${file.name}`, file.contents);
       return bundle;
     });

@@ -3,18 +3,22 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleAgent } from '../../../../image/pipeline/agent-bundle.ts';
-import { REPO_ROOT } from '../../../helpers/memu-build.ts';
+import { bundleAgent, bundleAgentCode } from '../../../../image/pipeline/agent-bundle.ts';
+import { REPO_ROOT, TEST_CACHE_DIR } from '../../../helpers/memu-build.ts';
 
 const exec = promisify(execFile);
 
 /**
- * The agent ships as its bundle and SQLite's WebAssembly, nothing from node_modules. An
+ * The agent ships as its bundle and SQLite's compiled addon, nothing from node_modules. An
  * entry that opens memu.db through the agent's own modules is bundled exactly as the agent
  * is, and those two files alone, in an empty directory, must create, migrate, write and
- * read one.
+ * read one. The arm64 addon, cross-compiled, must be an arm64 ELF object.
  */
+const log = pino({ level: 'silent' });
+const bundleFor = (arch: 'amd64' | 'arm64', entryPoint?: string) => bundleAgent({ version: '0.0.0-test', arch, cacheDir: TEST_CACHE_DIR, log, entryPoint });
+
 const ENTRY = `
 import { createAgentLogger } from '${REPO_ROOT}agent/log.ts';
 import { familyDbPath, openFamilyDb } from '${REPO_ROOT}agent/family-db/index.ts';
@@ -37,12 +41,12 @@ describe('the agent bundle', () => {
   it('needs nothing but its own files: copied alone into an empty directory, it opens, migrates, writes and reads memu.db', async () => {
     const entry = join(work, 'family-db-check.ts');
     await writeFile(entry, ENTRY);
-    const bundle = await bundleAgent('0.0.0-test', entry);
+    const bundle = await bundleFor('amd64', entry);
     const lone = join(work, 'lone');
     const dataDir = join(work, 'data');
     await exec('mkdir', [lone]);
     for (const file of bundle.files) await writeFile(join(lone, file.name), file.contents);
-    const shipped = ['memu-agent.mjs', 'node-sqlite3-wasm.wasm'];
+    const shipped = ['better_sqlite3.node', 'memu-agent.mjs'];
     expect((await readdir(lone)).sort()).toEqual(shipped);
 
     const run = async () => JSON.parse((await exec(process.execPath, [join(lone, 'memu-agent.mjs'), dataDir], { cwd: lone })).stdout) as unknown;
@@ -51,16 +55,22 @@ describe('the agent bundle', () => {
     expect((await readdir(lone)).sort()).toEqual(shipped);
     expect((await readdir(join(dataDir, 'agent'))).sort()).toEqual(['memu.db']);
 
-    expect((await bundleAgent('0.0.0-test', entry)).sha256).toBe(bundle.sha256);
-  });
+    expect((await bundleFor('amd64', entry)).sha256).toBe(bundle.sha256);
+  }, 600_000);
+
+  it('carries an addon compiled for the image\'s architecture: x86-64 for amd64, AArch64 for arm64', async () => {
+    const elfMachine = (addon: Buffer) => addon.readUInt16LE(18);
+    const addonOf = async (arch: 'amd64' | 'arm64') => (await bundleFor(arch)).files.find((f) => f.name === 'better_sqlite3.node')!.contents;
+    expect(elfMachine(await addonOf('amd64'))).toBe(62); // EM_X86_64
+    expect(elfMachine(await addonOf('arm64'))).toBe(183); // EM_AARCH64
+  }, 600_000);
 
   it('is ASCII, so V8 keeps its source at one byte a character; a page template with a non-ASCII character stops the build', async () => {
-    const agent = await bundleAgent('0.0.0-test');
-    const code = agent.files.find((f) => f.name === 'memu-agent.mjs')!.contents;
+    const code = await bundleAgentCode('0.0.0-test');
     expect(code.findIndex((b) => b > 0x7f)).toBe(-1);
 
     const entry = join(work, 'non-ascii.ts');
     await writeFile(entry, `import { html } from '${REPO_ROOT}agent/web-pages/index.ts';\nconsole.log(String(html\`<p>Restarting\u2026</p>\`));\n`);
-    await expect(bundleAgent('0.0.0-test', entry)).rejects.toThrow(/non-ASCII character "\u2026" \(U\+2026\).*Restarting/);
+    await expect(bundleAgentCode('0.0.0-test', entry)).rejects.toThrow(/non-ASCII character "\u2026" \(U\+2026\).*Restarting/);
   });
 });

@@ -58,8 +58,8 @@ describe('memu build qemu-amd64', () => {
   it('puts the agent, its enabled unit, the layout and the overlays in root A — and no SSH host keys or build-host names', async () => {
     expect(JSON.parse(await debugfs('root-a', 'cat /etc/memu/layout.json'))).toEqual(manifest.layout);
     expect(await debugfs('root-a', 'stat /usr/lib/memu/agent/memu-agent.mjs')).toMatch(/Size: [1-9]\d{5,}/);
-    // memu.db's SQLite, beside the bundle where its Emscripten code looks for it.
-    expect(await debugfs('root-a', 'stat /usr/lib/memu/agent/node-sqlite3-wasm.wasm')).toMatch(/Size: [1-9]\d{5,}/);
+    // memu.db's SQLite, beside the bundle where family-db.ts loads it from.
+    expect(await debugfs('root-a', 'stat /usr/lib/memu/agent/better_sqlite3.node')).toMatch(/Size: [1-9]\d{5,}/);
     expect(await debugfs('root-a', 'ls /etc/systemd/system/multi-user.target.wants')).toContain('memu-agent.service');
     expect(JSON.parse(await debugfs('root-a', 'cat /etc/docker/daemon.json'))['data-root']).toBe('/var/lib/memu/docker');
     const fstab = await debugfs('root-a', 'cat /etc/fstab');
