@@ -1,13 +1,15 @@
 import { validateProfile, ProfileError, type HardwareProfile, type ProfileInput } from './profile.ts';
 import { qemuAmd64 } from './profiles/qemu-amd64.ts';
 import { nuc } from './profiles/nuc.ts';
+import { pi5 } from './profiles/pi5.ts';
 
 export * from './profile.ts';
 
-/** Every target this release knows, by name. `pi5` and `qemu-arm64` join this table. */
+/** Every target this release knows, by name. `qemu-arm64` joins this table. */
 const PROFILES: Record<string, ProfileInput> = {
   'qemu-amd64': qemuAmd64,
   nuc,
+  pi5,
 };
 
 export function profileNames(): string[] {

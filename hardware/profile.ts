@@ -115,6 +115,11 @@ export const profileSchema = z
       })
       .strict(),
     features: z.object({ npu: z.enum(['none', 'hailo-optional']), wifi: z.boolean() }).strict(),
+    /**
+     * Set while part of this target's image is not made yet: why, for `memu build` to refuse
+     * the profile before any work rather than fail late or ship an image that cannot boot.
+     */
+    unfinished: z.string().optional(),
     qa: qaThresholdsSchema,
     vm: vmSchema.optional(),
   })

@@ -1,4 +1,4 @@
-import { AUTOBOOT_TXT_MAX_BYTES, appliedSetting, parseAutobootTxt, partitionNumber } from './autoboot-txt.ts';
+import { AUTOBOOT_TXT_MAX_BYTES, appliedSetting, parseAutobootTxt, partitionNumber } from '../../shared/contracts/autoboot-txt.ts';
 import { BootSlotsError } from './slot-rules.ts';
 
 export interface PiFirmwareBootInput {

@@ -22,7 +22,7 @@ import {
   setBootPartition,
   setSectionSetting,
   type AutobootTxt,
-} from './autoboot-txt.ts';
+} from '../../shared/contracts/autoboot-txt.ts';
 import { BootSlotsError, checkTrialRequest, readRunningSlot } from './slot-rules.ts';
 
 /** Reboots the device with the Pi firmware's one-shot tryboot flag set, as `reboot '0 tryboot'` does on the Raspberry Pi kernel. */

@@ -1,6 +1,7 @@
 import { readdir, readFile, rm, stat, statfs, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { platformOf, type HardwareProfile } from '../../hardware/profile.ts';
+import { loadProfile, profileNames } from '../../hardware/index.ts';
 import type { RegistryMirrors } from '../oci/reference.ts';
 import { prepareStack } from './stack.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
@@ -252,6 +253,9 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
 }
 
 async function preflight(config: BuildConfig): Promise<void> {
+  if (config.profile.unfinished) {
+    throw new MemuError(`profile ${config.profile.name} cannot be built by this release: ${config.profile.unfinished}`, ExitCode.badInput, `build one of the finished profiles: ${profileNames().filter((n) => !loadProfile(n).unfinished).join(', ')}`);
+  }
   if (process.getuid?.() !== 0) {
     throw new MemuError('memu build must run as root (mmdebstrap builds the root filesystem with real owners and device nodes)', ExitCode.environment, 'run it with sudo, or as root in a build container');
   }

@@ -144,3 +144,27 @@ export function systemdBootEntryText(entry: { slot: BootSlot; kernelVersion: str
     '',
   ].join('\n');
 }
+
+/**
+ * The Raspberry Pi's side of the slots. The bootconfig partition (the first) holds
+ * `autoboot.txt`; each slot's boot partition holds the firmware's `config.txt`, which names
+ * the kernel and initrd, and `cmdline.txt`, with the device trees beside them. The image
+ * writes slot A's files, an update writes the idle slot's the same way.
+ */
+export const RASPBERRY_PI_BOOT_FILES = {
+  autobootTxt: 'autoboot.txt',
+  configTxt: 'config.txt',
+  cmdlineTxt: 'cmdline.txt',
+  kernel: 'vmlinuz',
+  initrd: 'initrd.img',
+} as const;
+
+/**
+ * Where a Pi image mounts its FAT partitions (its fstab): the bootconfig partition, and
+ * the boot partition of the slot the root filesystem belongs to, at Debian's usual place
+ * for the Pi's firmware partition.
+ */
+export const RASPBERRY_PI_MOUNT_POINTS = {
+  bootconfig: '/boot/bootconfig',
+  slotBoot: '/boot/firmware',
+} as const;

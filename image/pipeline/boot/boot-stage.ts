@@ -1,9 +1,9 @@
 import type { HardwareProfile } from '../../../hardware/profile.ts';
 import { DISK_LAYOUT_PATH, type DiskLayout } from '../../../shared/contracts/disk-layout.ts';
-import { ExitCode, MemuError } from '../../host/errors.ts';
 import { replaceFile } from '../staging.ts';
 import type { BootBackend, BootOutput, FatPartitionTree } from './boot-backend.ts';
 import { DATA_FSCK_UNIT, dataFsckUnit, fstab } from './data-partition-mount.ts';
+import { raspberryPiFirmware } from './raspberry-pi-firmware.ts';
 import { uefiSystemdBoot } from './uefi-systemd-boot.ts';
 
 /** A boot backend bound to the profile's firmware, ready for the boot stage. */
@@ -12,21 +12,14 @@ export interface ChosenBootBackend {
   prepare(inputs: { tree: string; workDir: string; layout: DiskLayout }): Promise<BootOutput>;
 }
 
-/**
- * The one place that picks the boot backend for a profile's firmware. Called before any
- * work starts, so a firmware this release cannot boot fails at once.
- */
+/** The one place that picks the boot backend for a profile's firmware. */
 export function bootBackendFor(profile: HardwareProfile): ChosenBootBackend {
   const firmware = profile.firmware;
   switch (firmware.kind) {
     case 'uefi':
       return bind(uefiSystemdBoot, profile, firmware);
     case 'raspberrypi':
-      throw new MemuError(
-        `profile ${profile.name} boots with Raspberry Pi firmware, and its boot backend (config.txt, cmdline.txt, tryboot A/B through autoboot.txt) is not built yet`,
-        ExitCode.badInput,
-        'build a UEFI profile (qemu-amd64, nuc); Raspberry Pi 5 images arrive with the pi5 profile',
-      );
+      return bind(raspberryPiFirmware, profile, firmware);
   }
 }
 

@@ -1,11 +1,10 @@
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HardwareProfile } from '../../../hardware/profile.ts';
-import type { DiskLayout } from '../../../shared/contracts/disk-layout.ts';
-import { SLOT_KERNEL_PARAMETER, SYSTEMD_BOOT_FILES, systemdBootEntryName, systemdBootEntryText, type BootSlot } from '../../../shared/contracts/boot-slots.ts';
+import { SYSTEMD_BOOT_FILES, systemdBootEntryName, systemdBootEntryText } from '../../../shared/contracts/boot-slots.ts';
 import { partitionByRole } from '../../disk/layout.ts';
 import { replaceFile } from '../staging.ts';
 import type { BootBackend, BootInputs, BootOutput, Firmware } from './boot-backend.ts';
+import { kernelCmdlineOf, newestKernel } from './slot-kernel.ts';
 
 type UefiFirmware = Extract<Firmware, { kind: 'uefi' }>;
 
@@ -45,18 +44,3 @@ export const uefiSystemdBoot: BootBackend<UefiFirmware> = {
     };
   },
 };
-
-export function kernelCmdlineOf(profile: HardwareProfile, layout: DiskLayout, slot: BootSlot): string {
-  const root = partitionByRole(layout, slot === 'a' ? 'root-a' : 'root-b');
-  return [`root=PARTUUID=${root.partUuid}`, 'rw', 'rootwait', `${SLOT_KERNEL_PARAMETER}=${slot}`, ...profile.firmware.kernelCmdline].join(' ');
-}
-
-async function newestKernel(tree: string): Promise<string> {
-  const versions = (await readdir(join(tree, 'boot')))
-    .filter((n) => n.startsWith('vmlinuz-'))
-    .map((n) => n.slice('vmlinuz-'.length))
-    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  const v = versions.at(-1);
-  if (!v) throw new Error('the root filesystem has no kernel in /boot; the profile must install a linux-image package');
-  return v;
-}

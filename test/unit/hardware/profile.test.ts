@@ -3,8 +3,8 @@ import { loadProfile, profileNames, validateProfile, ProfileError, platformOf } 
 import { qemuAmd64 } from '../../../hardware/profiles/qemu-amd64.ts';
 
 describe('hardware profiles', () => {
-  it('ships valid qemu-amd64 and nuc profiles', () => {
-    expect(profileNames()).toEqual(expect.arrayContaining(['nuc', 'qemu-amd64']));
+  it('ships valid qemu-amd64, nuc and pi5 profiles', () => {
+    expect(profileNames()).toEqual(expect.arrayContaining(['nuc', 'pi5', 'qemu-amd64']));
     for (const name of profileNames()) expect(loadProfile(name).name).toBe(name);
     expect(platformOf(loadProfile('nuc'))).toBe('linux/amd64');
     expect(loadProfile('nuc').rootfs.components).toContain('non-free-firmware');

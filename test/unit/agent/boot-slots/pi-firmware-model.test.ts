@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAutobootTxt, renderAutobootTxt, setBootPartition } from '../../../../agent/boot-slots/autoboot-txt.ts';
+import { parseAutobootTxt, renderAutobootTxt, setBootPartition } from '../../../../shared/contracts/autoboot-txt.ts';
 import { piFirmwareBoot } from '../../../../agent/boot-slots/pi-firmware-model.ts';
 
 /** The Pi 5 layout: bootconfig is partition 1, boot A 2, boot B 3. */

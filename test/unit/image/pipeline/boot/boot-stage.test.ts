@@ -1,37 +1,10 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadProfile, validateProfile, type HardwareProfile } from '../../../../../hardware/index.ts';
-import { qemuAmd64 } from '../../../../../hardware/profiles/qemu-amd64.ts';
+import { loadProfile } from '../../../../../hardware/index.ts';
 import { computeLayout } from '../../../../../image/disk/layout.ts';
-import { ExitCode, MemuError } from '../../../../../image/host/errors.ts';
 import { bootBackendFor, checkFatPartitions, prepareBoot } from '../../../../../image/pipeline/boot/boot-stage.ts';
-import { buildImage, defaultBuildConfig } from '../../../../../image/pipeline/pipeline.ts';
-import { createHostLogger } from '../../../../../image/host/log.ts';
-import { createProgress } from '../../../../../image/host/progress.ts';
-
-/** A Raspberry Pi profile as the profile type allows it today (the pi5 profile itself is not in this release). */
-function raspberryPiProfile(): HardwareProfile {
-  return validateProfile(
-    {
-      ...qemuAmd64,
-      name: 'pi-test',
-      arch: 'arm64',
-      vm: undefined,
-      firmware: { kind: 'raspberrypi', configTxt: ['kernel=kernel8.img'], kernelCmdline: ['console=serial0,115200'], eeprom: { bootOrder: '0xf416', minimumBootloaderDate: '2025-06-09' } },
-      partitions: [
-        { role: 'bootconfig', label: 'memu-bootconfig', filesystem: 'vfat', sizeMiB: 32 },
-        { role: 'boot-a', label: 'memu-boot-a', filesystem: 'vfat', sizeMiB: 256 },
-        { role: 'boot-b', label: 'memu-boot-b', filesystem: 'vfat', sizeMiB: 256, shipsEmpty: true },
-        { role: 'root-a', label: 'memu-root-a', filesystem: 'ext4', sizeMiB: 1536 },
-        { role: 'root-b', label: 'memu-root-b', filesystem: 'ext4', sizeMiB: 1536, shipsEmpty: true },
-        { role: 'data', label: 'memu-data', filesystem: 'ext4', sizeMiB: 512 },
-      ],
-    },
-    'pi-test',
-  );
-}
 
 describe('boot backends', () => {
   let work: string;
@@ -47,26 +20,8 @@ describe('boot backends', () => {
     expect(bootBackendFor(loadProfile('nuc')).name).toBe('uefi/systemd-boot');
   });
 
-  it('Raspberry Pi firmware is a clear usage error: its backend is not built yet', () => {
-    const pi = raspberryPiProfile();
-    const err = (() => {
-      try {
-        bootBackendFor(pi);
-      } catch (e) {
-        return e;
-      }
-    })();
-    expect(err).toBeInstanceOf(MemuError);
-    expect((err as MemuError).exitCode).toBe(ExitCode.badInput);
-    expect((err as MemuError).message).toMatch(/profile pi-test boots with Raspberry Pi firmware, and its boot backend .* is not built yet/);
-    expect((err as MemuError).hint).toMatch(/qemu-amd64, nuc/);
-  });
-
-  it('memu build of a Raspberry Pi profile fails with that error before it writes anything', async () => {
-    const out = join(work, 'out');
-    const config = await defaultBuildConfig(raspberryPiProfile(), { outDir: out, cacheDir: join(work, 'cache') });
-    await expect(buildImage(config, createHostLogger({ json: true, level: 'silent' }), createProgress(createHostLogger({ json: true, level: 'silent' }), { tty: false }))).rejects.toThrow(/is not built yet/);
-    await expect(readdir(work)).resolves.toEqual([]);
+  it('Raspberry Pi profiles boot with the Pi firmware through tryboot', () => {
+    expect(bootBackendFor(loadProfile('pi5')).name).toBe('raspberrypi/tryboot');
   });
 
   it('the UEFI backend gives the ESP tree, its fstab line, the newest kernel and each slot’s command line', async () => {
@@ -100,7 +55,7 @@ describe('boot backends', () => {
   });
 
   it('every FAT partition of the layout gets exactly one tree, except those that ship empty', () => {
-    const pi = raspberryPiProfile();
+    const pi = loadProfile('pi5');
     const layout = computeLayout(pi, 'seed');
     const tree = (role: 'bootconfig' | 'boot-a' | 'boot-b' | 'esp') => ({ role, volumeLabel: role.toUpperCase(), sourceDir: `/t/${role}` });
     expect(() => checkFatPartitions(pi, layout, [tree('bootconfig'), tree('boot-a')], 'test')).not.toThrow();

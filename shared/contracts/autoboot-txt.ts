@@ -1,15 +1,21 @@
-import { BootSlotsError } from './slot-rules.ts';
-
 /**
  * `autoboot.txt` on the Raspberry Pi's bootconfig partition, kept line by line so that a
  * rewrite changes only the settings Memu sets: other keys, comments, sections Memu does
  * not know and CRLF line breaks stay as written. Sections are the firmware's conditional
  * filters (`[all]`, `[tryboot]`, `[none]`); lines before the first header count as `[all]`.
+ *
+ * Both programs use it: `memu build` writes the file the image ships, the agent's tryboot
+ * slots (agent/boot-slots/) read and rewrite it on the device.
  */
 export type AutobootLine =
   | { kind: 'header'; text: string; filter: string }
   | { kind: 'setting'; text: string; key: string; value: string }
   | { kind: 'comment' | 'blank'; text: string };
+
+/** autoboot.txt is malformed, or says something whose effect the firmware does not document. */
+export class AutobootTxtError extends Error {
+  override name = 'AutobootTxtError';
+}
 
 export interface AutobootTxt {
   lines: readonly AutobootLine[];
@@ -34,7 +40,7 @@ export function parseAutobootTxt(text: string): AutobootTxt {
     if (header) return { kind: 'header', text: row, filter: header[1]! };
     const setting = /^([A-Za-z0-9_]+)\s*=\s*(.*)$/.exec(trimmed);
     if (setting) return { kind: 'setting', text: row, key: setting[1]!, value: setting[2]! };
-    throw new BootSlotsError(`autoboot.txt line ${i + 1}: "${trimmed}" is neither a [section], a key=value setting nor a # comment`);
+    throw new AutobootTxtError(`autoboot.txt line ${i + 1}: "${trimmed}" is neither a [section], a key=value setting nor a # comment`);
   });
   return { lines, lineBreak: text.includes('\r\n') ? '\r\n' : '\n', endsWithLineBreak };
 }
@@ -78,7 +84,7 @@ export function appliedSetting(doc: AutobootTxt, key: string, opts: { tryboot: b
     if (l.kind !== 'setting' || l.key !== key) return;
     const filter = filters[i]!;
     if (!DOCUMENTED_FILTERS.includes(filter)) {
-      throw new BootSlotsError(`autoboot.txt line ${i + 1}: ${key} is set under [${filter}], a filter autoboot.txt does not document ([all], [none], [tryboot]), so what the firmware applies is unknown`);
+      throw new AutobootTxtError(`autoboot.txt line ${i + 1}: ${key} is set under [${filter}], a filter autoboot.txt does not document ([all], [none], [tryboot]), so what the firmware applies is unknown`);
     }
     if (filter === 'all' || (filter === 'tryboot' && opts.tryboot)) found = { value: l.value, line: i + 1 };
   });
@@ -116,7 +122,7 @@ export function setSectionSetting(doc: AutobootTxt, section: string, key: string
 /** A partition number as autoboot.txt writes it (decimal; 0 means the first bootable partition). */
 export function partitionNumber(found: FoundSetting | undefined): number | undefined {
   if (!found) return undefined;
-  if (!/^\d+$/.test(found.value)) throw new BootSlotsError(`autoboot.txt line ${found.line}: boot_partition=${found.value} is not a partition number`);
+  if (!/^\d+$/.test(found.value)) throw new AutobootTxtError(`autoboot.txt line ${found.line}: boot_partition=${found.value} is not a partition number`);
   return Number(found.value);
 }
 

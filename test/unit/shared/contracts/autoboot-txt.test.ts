@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
+  AutobootTxtError,
   appliedSetting,
   bootPartitionOf,
   parseAutobootTxt,
   renderAutobootTxt,
   setBootPartition,
   setSectionSetting,
-} from '../../../../agent/boot-slots/autoboot-txt.ts';
-import { BootSlotsError } from '../../../../agent/boot-slots/index.ts';
+} from '../../../../shared/contracts/autoboot-txt.ts';
 
 const rewrite = (text: string, section: string, partition: number) => renderAutobootTxt(setBootPartition(parseAutobootTxt(text), section, partition));
 
@@ -67,7 +67,7 @@ describe('autoboot.txt', () => {
   it('names the line of malformed input', () => {
     expect(() => parseAutobootTxt('[all]\nboot_partition 3\n')).toThrow(/^autoboot\.txt line 2: "boot_partition 3" is neither a \[section\]/);
     expect(() => parseAutobootTxt('# x\n[tryboot\n')).toThrow(/line 2: "\[tryboot"/);
-    expect(() => parseAutobootTxt('[all]\r\n=3\r\n')).toThrow(BootSlotsError);
+    expect(() => parseAutobootTxt('[all]\r\n=3\r\n')).toThrow(AutobootTxtError);
     expect(() => bootPartitionOf(parseAutobootTxt('[all]\n\nboot_partition=two\n'), 'all')).toThrow(/line 3: boot_partition=two is not a partition number/);
   });
 });
