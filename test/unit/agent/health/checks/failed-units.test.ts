@@ -39,6 +39,13 @@ describe('parseFailedUnits', () => {
     expect(parseFailedUnits(fixture('systemctl-json-two-failed.json'))).toEqual([DOCKER, MOUNT]);
     expect(parseFailedUnits(fixture('systemctl-json-none.json'))).toEqual([]);
   });
+  it("reads what trixie's systemctl (257, recorded in the VM) printed for two failed units and for none", () => {
+    expect(parseFailedUnits(fixture('systemctl-257-trixie-two-failed.json'))).toEqual([
+      { unit: 'memu-fixture-exit3.service', load: 'loaded', active: 'failed', sub: 'failed', description: '[systemd-run] /bin/sh -c "exit 3"' },
+      { unit: 'memu-fixture-failing.service', load: 'loaded', active: 'failed', sub: 'failed', description: '[systemd-run] /bin/false' },
+    ]);
+    expect(parseFailedUnits(fixture('systemctl-257-trixie-none.json'))).toEqual([]);
+  });
   it('reads the plain table an older systemctl prints instead, to the same units', () => {
     expect(parseFailedUnits(fixture('systemctl-plain-two-failed.txt'))).toEqual([DOCKER, MOUNT]);
     expect(parseFailedUnits('● docker.service loaded failed failed Docker Application Container Engine\n')).toEqual([DOCKER]);
