@@ -1,8 +1,16 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
 /**
  * The one HTTP path to the family services (Synapse, Immich): JSON in, JSON out, a
  * timeout on every call, and failures sorted by what they mean for the account records:
  * whether the service answered (and so whether the request certainly did or did not take
  * effect) or the outcome is unknown (timeout, connection lost, a 5xx).
+ *
+ * Through node:http rather than the global fetch: Node's fetch (undici) parses HTTP with
+ * WebAssembly, which the agent's V8 runs without (`--lite-mode`, memu-agent.service), and
+ * fetch then throws outside any promise and ends the process. The agent's bundle is
+ * refused at build time if it calls fetch (image/pipeline/agent-bundle.ts).
  */
 export type ServiceCallFailure =
   /** The service answered with a status outside 2xx. */
@@ -53,23 +61,39 @@ export interface JsonAnswer {
 export async function requestJson(service: string, baseUrl: string, req: JsonRequest): Promise<JsonAnswer> {
   const url = new URL(req.path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
   const what = `${service} (${req.method} ${url.pathname})`;
-  const signal = AbortSignal.timeout(req.timeoutMs);
-  let text: string;
-  let status: number;
-  try {
-    const res = await fetch(url, {
-      method: req.method,
-      headers: { accept: 'application/json', ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}), ...req.headers },
-      body: req.body === undefined ? undefined : JSON.stringify(req.body),
-      signal,
-      redirect: 'error',
+  const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+  const headers: Record<string, string> = {
+    accept: 'application/json',
+    ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
+    ...req.headers,
+  };
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<JsonAnswer>((resolve, reject) => {
+    let timedOut = false;
+    // A connection per call (agent: false): a pooled connection the service has since closed
+    // would fail as "connection lost" (outcome unknown) for a request that never reached it.
+    const call = send(url, { method: req.method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body: parseBody(Buffer.concat(chunks).toString('utf8')) });
+      });
+      res.on('error', (err) => fail(err));
+      res.on('aborted', () => fail(Object.assign(new Error('the answer was cut off'), { code: 'ECONNRESET' })));
     });
-    status = res.status;
-    text = await res.text();
-  } catch (err) {
-    throw transportError(what, url.origin, req.timeoutMs, err, signal.aborted);
-  }
-  return { status, body: parseBody(text) };
+    const fail = (err: unknown) => {
+      clearTimeout(timer);
+      reject(transportError(what, url.origin, req.timeoutMs, err, timedOut));
+    };
+    // One deadline for the whole exchange, as AbortSignal.timeout gave fetch.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      call.destroy(new Error('timeout'));
+    }, req.timeoutMs);
+    call.on('error', fail);
+    call.end(body);
+  });
 }
 
 /** Whether the service answers 200 on its health path within `timeoutMs`; the reason when not. */
@@ -102,7 +126,7 @@ export abstract class JsonServiceClient {
 }
 
 function transportError(what: string, origin: string, timeoutMs: number, err: unknown, timedOut: boolean): ServiceCallError {
-  if (timedOut || (err as Error | undefined)?.name === 'TimeoutError') {
+  if (timedOut) {
     return new ServiceCallError(`${what} did not answer within ${formatSeconds(timeoutMs)}`, 'timeout');
   }
   const code = causeCode(err);
@@ -113,8 +137,7 @@ function transportError(what: string, origin: string, timeoutMs: number, err: un
 }
 
 function causeCode(err: unknown): string | undefined {
-  const cause = (err as { cause?: { code?: unknown; cause?: { code?: unknown } } } | undefined)?.cause;
-  const code = cause?.code ?? cause?.cause?.code;
+  const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
 }
 

@@ -37,6 +37,22 @@ function requireAscii(code: string, entryPoint: string): void {
 }
 
 /**
+ * The agent's V8 runs without WebAssembly (`--lite-mode`, memu-agent.service), and Node's
+ * fetch parses HTTP with WebAssembly: on the device a call to fetch ends the process. So
+ * the build refuses a bundle that calls the global fetch or names WebAssembly, and says
+ * what to use instead.
+ */
+function refuseWebAssemblyUsers(code: string, entryPoint: string): void {
+  const use = /(?<![\w$.])fetch\(|\bWebAssembly\b/.exec(code);
+  if (!use) return;
+  const excerpt = code.slice(Math.max(0, use.index - 80), use.index + 40).replace(/\s+/g, ' ');
+  throw new Error(
+    `the agent bundle of ${entryPoint} uses ${use[0].startsWith('fetch') ? 'the global fetch' : 'WebAssembly'} near: ${excerpt}\n` +
+      "the agent runs without WebAssembly (V8's lite mode), where Node's fetch ends the process: call services through node:http (agent/accounts/http-json.ts does), and keep WebAssembly out of the agent.",
+  );
+}
+
+/**
  * The agent's code: `agent/main.ts` and its dependencies as one ES module, by esbuild.
  * Whitespace and comments are left out (names are kept, so stack traces still say which
  * function): the source is resident for the agent's whole life. The output depends only
@@ -54,6 +70,7 @@ export async function bundleAgentCode(releaseVersion: string, entryPoint = 'agen
   const file = result.outputFiles[0];
   if (!file) throw new Error('esbuild produced no agent bundle');
   requireAscii(file.text, entryPoint);
+  refuseWebAssemblyUsers(file.text, entryPoint);
   return Buffer.from(file.contents);
 }
 

@@ -73,4 +73,11 @@ describe('the agent bundle', () => {
     await writeFile(entry, `import { html } from '${REPO_ROOT}agent/web-pages/index.ts';\nconsole.log(String(html\`<p>Restarting\u2026</p>\`));\n`);
     await expect(bundleAgentCode('0.0.0-test', entry)).rejects.toThrow(/non-ASCII character "\u2026" \(U\+2026\).*Restarting/);
   });
+
+  it("holds no fetch and no WebAssembly, which the agent's lite-mode V8 cannot run; code that calls fetch stops the build", async () => {
+    expect((await bundleAgentCode('0.0.0-test')).toString('latin1')).not.toMatch(/(?<![\w$.])fetch\(|\bWebAssembly\b/);
+    const entry = join(work, 'calls-fetch.ts');
+    await writeFile(entry, "const answer = await fetch('http://127.0.0.1:8008/health');\nconsole.log(answer.status);\n");
+    await expect(bundleAgentCode('0.0.0-test', entry)).rejects.toThrow(/uses the global fetch near: .*fetch\("http:\/\/127\.0\.0\.1:8008\/health"\)[\s\S]*call services through node:http/);
+  });
 });
