@@ -4,7 +4,7 @@
  * unhealthy, and the restart-docker repair, run by the repairer, restarts it the way
  * systemd does (SIGTERM with SIGCONT, then a fresh start); afterwards the check is ok.
  */
-import { readFile, rm, symlink } from 'node:fs/promises';
+import { readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -37,6 +37,18 @@ async function workDir(): Promise<string> {
 
 const pidOf = async (d: ThrowawayDockerd) => Number((await readFile(join(dirname(d.socketPath), 'dockerd.pid'), 'utf8')).trim());
 
+/** Until every thread of the process is in the stopped state (T in /proc/PID/task/TID/stat). */
+async function waitForStopped(pid: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const tids = await readdir(`/proc/${pid}/task`);
+    const states = await Promise.all(tids.map(async (tid) => (await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')).replace(/^.*\) /s, '')[0]));
+    if (states.every((state) => state === 'T')) return;
+    if (Date.now() > deadline) throw new Error(`dockerd ${pid} did not stop within 10 s after SIGSTOP (thread states ${states.join('')})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('the Docker watchdog (real dockerd)', () => {
   it.skipIf(!canRunDockerd)('finds a SIGSTOPped dockerd unhealthy, restarts it through the repairer, and then finds it ok', async () => {
     const dir = await workDir();
@@ -52,6 +64,9 @@ describe('the Docker watchdog (real dockerd)', () => {
 
     const pid = await pidOf(daemon);
     process.kill(pid, 'SIGSTOP');
+    // kill() returns before every thread of the daemon has stopped; on a loaded machine a
+    // ping sent at once was answered (in 2 ms). The premise is a stopped daemon: wait for it.
+    await waitForStopped(pid);
     const detectStarted = performance.now();
     const [frozen] = await check.run();
     const detectSeconds = (performance.now() - detectStarted) / 1000;
