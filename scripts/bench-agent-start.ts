@@ -22,7 +22,7 @@
  * these are not the Pi's figures; no Pi is attached here.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadProfile } from '../hardware/index.ts';
 import { createHostLogger } from '../image/host/log.ts';
@@ -32,6 +32,7 @@ import { defaultSourceDateEpoch } from '../image/pipeline/pipeline.ts';
 import { startThrowawayDockerd } from '../image/preload/throwaway-dockerd.ts';
 import { runCommand } from '../shared/process/run-command.ts';
 import { AGENT_BUNDLE_NAME, AGENT_INSTALL_DIR } from '../shared/contracts/agent-install.ts';
+import { readAgentUnitCommand } from './agent-unit-command.ts';
 import { printBenchTable, ratio, type BenchRow } from './bench-table.ts';
 
 const args = process.argv.slice(2);
@@ -41,11 +42,7 @@ const runs = Number(option('--runs', '5'));
 const log = createHostLogger({ json: true, level: 'warn' });
 const AGENT_PORT = 18611;
 
-const unit = await readFile(new URL('../overlays/common/etc/systemd/system/memu-agent.service', import.meta.url), 'utf8');
-const execStart = /^ExecStart=\/usr\/bin\/node (.*) \/usr\/lib\/memu\/agent\/memu-agent\.mjs$/m.exec(unit);
-if (!execStart) throw new Error('cannot find the agent\'s ExecStart line in memu-agent.service');
-const nodeFlags = execStart[1]!.split(' ');
-const glibcTunables = /^Environment=GLIBC_TUNABLES=(.*)$/m.exec(unit)?.[1];
+const { nodeFlags, glibcTunables } = await readAgentUnitCommand();
 
 const profile = loadProfile('qemu-amd64');
 const rootfs = await buildRootfs({ profile, sourceDateEpoch: await defaultSourceDateEpoch(), cacheDir, log });
@@ -68,10 +65,8 @@ async function startAgentOnce(run: number, afterFirstRound?: () => Promise<void>
   for (const d of [upper, workdir, merged]) await mkdir(d, { recursive: true });
   await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${rootfs.tree},upperdir=${upper},workdir=${workdir}`, merged]);
   try {
-    for (const f of bundle.files) {
-      await mkdir(join(merged, AGENT_INSTALL_DIR), { recursive: true });
-      await writeFile(join(merged, AGENT_INSTALL_DIR, f.name), f.contents);
-    }
+    await mkdir(join(merged, AGENT_INSTALL_DIR), { recursive: true });
+    for (const f of bundle.files) await writeFile(join(merged, AGENT_INSTALL_DIR, f.name), f.contents);
     await mkdir(join(merged, 'run/memu'), { recursive: true });
     // /run, not /var/run: the latter is an absolute symbolic link, which outside the chroot leads to the host's.
     await writeFile(join(merged, 'run/docker.sock'), '');

@@ -37,6 +37,7 @@ import { startVm, waitForAgent, type RunningVm } from '../image/vm/run-vm.ts';
 import { buildQemuImage, runMemu } from '../test/helpers/memu-build.ts';
 import { startTestRegistry } from '../test/helpers/oci-registry.ts';
 import { isStackUp, writeTestStack, type StackHealthz } from '../test/helpers/test-stack.ts';
+import { readAgentUnitCommand } from './agent-unit-command.ts';
 import { printBenchTable, ratio, type BenchRow } from './bench-table.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -53,17 +54,9 @@ const API_KEY = 'bench-firstboot-key-0123456789abcdefghijk';
  */
 const IDLE_WINDOW_SECONDS = args.includes('--idle-seconds') ? Number(args[args.indexOf('--idle-seconds') + 1]) : 300;
 
-/** The agent's node flags (overlays/common/etc/systemd/system/memu-agent.service). */
-async function agentNodeFlags(): Promise<string[]> {
-  const unit = await readFile(join(repo, 'overlays/common/etc/systemd/system/memu-agent.service'), 'utf8');
-  const exec = /^ExecStart=\/usr\/bin\/node (.*) \/usr\/lib\/memu\/agent\/memu-agent\.mjs$/m.exec(unit);
-  if (!exec) throw new Error('cannot find the agent\'s ExecStart line in memu-agent.service');
-  return exec[1]!.split(' ');
-}
-
 /** An overlay with a unit running a bare node with the agent's flags, doing nothing. */
 async function bareNodeOverlay(dir: string): Promise<void> {
-  const flags = (await agentNodeFlags()).join(' ');
+  const flags = (await readAgentUnitCommand()).nodeFlags.join(' ');
   const script = 'setInterval(() => {}, 10000)';
   await mkdir(join(dir, 'etc/systemd/system'), { recursive: true });
   const unit = ['[Unit]', 'Description=Benchmark reference: a bare node with the agent\'s flags', '', '[Service]', `ExecStart=/usr/bin/node ${flags} -e "${script}"`, ''].join('\n');

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { randomCrockfordCode } from '../../shared/crockford-code.ts';
 import { createFileOnce, readTextIfPresent } from '../../shared/files/durable-files.ts';
 
 /**
@@ -21,22 +21,14 @@ export function backupPasswordPath(dataDir: string): string {
   return join(dataDir, 'secrets', BACKUP_PASSWORD_FILE);
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const GROUPS = 6;
+const GROUP_LENGTH = 5;
 /** 30 symbols of 5 bits: 150 random bits, far beyond guessing even without restic's scrypt. */
-const SYMBOLS = 30;
-export const BACKUP_PASSWORD_BITS = SYMBOLS * 5;
+export const BACKUP_PASSWORD_BITS = GROUPS * GROUP_LENGTH * 5;
 
-/**
- * 150 bits from the kernel's CSPRNG as 6 groups of 5 Crockford base32 symbols
- * (`7KQ2M-…`): no look-alike letters, so it can be read off a printed kit and typed.
- */
+/** 6 groups of 5 Crockford base32 symbols (`7KQ2M-…`), so it can be read off a printed kit and typed. */
 export function generateBackupPassword(): string {
-  const bytes = randomBytes(Math.ceil(BACKUP_PASSWORD_BITS / 8));
-  let bits = 0n;
-  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
-  let symbols = '';
-  for (let i = 0; i < SYMBOLS; i++) symbols += CROCKFORD[Number((bits >> BigInt(i * 5)) & 31n)];
-  return symbols.match(/.{5}/g)!.join('-');
+  return randomCrockfordCode(GROUPS, GROUP_LENGTH);
 }
 
 export const BACKUP_PASSWORD_PATTERN = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){5}$/;

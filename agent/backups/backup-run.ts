@@ -101,6 +101,11 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** `restic backup` for one snapshot of a set: the device's host name, the run's tags, and this snapshot's own tag. */
+function backupCommand(host: string, runId: string, snapshotTag: string): string[] {
+  return ['backup', '--host', host, ...[...runTags(runId), snapshotTag].flatMap((t) => ['--tag', t])];
+}
+
 function lastSummary(messages: readonly ResticMessage[]): BackupSummary | undefined {
   return [...messages].reverse().find((m): m is BackupSummary => m.type === 'backup-summary');
 }
@@ -110,12 +115,7 @@ async function dumpDatabase(access: ResticAccess, req: BackupRunRequest, runId: 
   const result = await runRestic(access, {
     parse: 'backup',
     args: [
-      'backup',
-      '--host',
-      req.host,
-      ...runTags(runId).flatMap((t) => ['--tag', t]),
-      '--tag',
-      `${SET_TAGS.databasePrefix}${db.name}`,
+      ...backupCommand(req.host, runId, `${SET_TAGS.databasePrefix}${db.name}`),
       '--stdin-from-command',
       '--stdin-filename',
       `${db.name}.pgdump`,
@@ -216,12 +216,7 @@ export async function runBackup(access: ResticAccess, stagingDir: string, restic
       parse: 'backup',
       cwd: stagingDir,
       args: [
-        'backup',
-        '--host',
-        req.host,
-        ...runTags(runId).flatMap((t) => ['--tag', t]),
-        '--tag',
-        SET_TAGS.complete,
+        ...backupCommand(req.host, runId, SET_TAGS.complete),
         // Relative, so it lands at /memu-backup-set in the snapshot whatever the staging path.
         SET_DIR_NAME,
         ...(files?.paths ?? []).map((p) => join(files!.baseDir, p)),

@@ -202,6 +202,18 @@ function parseExitOrInit(obj: Record<string, unknown>): ExitError | Initialized 
   return undefined;
 }
 
+/** A file restic could not read or write: the backup or restore goes on without it. */
+function parseItemError(obj: Record<string, unknown>): ItemError | undefined {
+  const e = itemError.safeParse(obj);
+  return e.success ? { type: 'item-error', message: e.data.error.message, during: e.data.during, item: e.data.item } : undefined;
+}
+
+/** The message restic ends a failed command with; any other line of an unknown type is not one. */
+function parseExitError(obj: Record<string, unknown>): ExitError | undefined {
+  const m = parseExitOrInit(obj);
+  return m?.type === 'exit-error' ? m : undefined;
+}
+
 export function parseBackupLine(line: string): BackupMessage | undefined {
   const obj = jsonObject(line);
   if (!obj) return undefined;
@@ -245,14 +257,10 @@ export function parseBackupLine(line: string): BackupMessage | undefined {
         snapshotId: d.snapshot_id,
       };
     }
-    case 'error': {
-      const e = itemError.safeParse(obj);
-      return e.success ? { type: 'item-error', message: e.data.error.message, during: e.data.during, item: e.data.item } : undefined;
-    }
-    default: {
-      const m = parseExitOrInit(obj);
-      return m?.type === 'exit-error' ? m : undefined;
-    }
+    case 'error':
+      return parseItemError(obj);
+    default:
+      return parseExitError(obj);
   }
 }
 
@@ -287,14 +295,10 @@ export function parseRestoreLine(line: string): RestoreMessage | undefined {
         bytesRestored: d.bytes_restored,
       };
     }
-    case 'error': {
-      const e = itemError.safeParse(obj);
-      return e.success ? { type: 'item-error', message: e.data.error.message, during: e.data.during, item: e.data.item } : undefined;
-    }
-    default: {
-      const m = parseExitOrInit(obj);
-      return m?.type === 'exit-error' ? m : undefined;
-    }
+    case 'error':
+      return parseItemError(obj);
+    default:
+      return parseExitError(obj);
   }
 }
 
@@ -318,10 +322,8 @@ export function parseCheckLine(line: string): CheckMessage | undefined {
       const e = checkError.safeParse(obj);
       return e.success ? { type: 'check-error', message: e.data.message } : undefined;
     }
-    default: {
-      const m = parseExitOrInit(obj);
-      return m?.type === 'exit-error' ? m : undefined;
-    }
+    default:
+      return parseExitError(obj);
   }
 }
 

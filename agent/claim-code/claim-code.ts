@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { normalizeClaimCode } from '../../shared/contracts/preseed.ts';
+import { randomCrockfordCode } from '../../shared/crockford-code.ts';
 import { hashSecret, StoredHashError, verifySecret } from '../secret-hash/index.ts';
 
 /**
@@ -10,16 +10,9 @@ import { hashSecret, StoredHashError, verifySecret } from '../secret-hash/index.
  * hash; a preseeded one may have been chosen by a person and be guessable, which is what
  * the cost is for.
  */
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-
 /** 80 random bits as 4 groups of 4 Crockford base32 symbols. */
 export function generateClaimCode(): string {
-  const bytes = randomBytes(10);
-  let bits = 0n;
-  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
-  let symbols = '';
-  for (let i = 15; i >= 0; i--) symbols += CROCKFORD[Number((bits >> BigInt(i * 5)) & 31n)];
-  return symbols.match(/.{4}/g)!.join('-');
+  return randomCrockfordCode(4, 4);
 }
 
 /** The stored form of a claim code (as printed, or as a person typed it). Throws when it cannot be a claim code. */

@@ -166,9 +166,13 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       log.info({ files: written.length }, 'overlays applied');
     });
 
+    // The package database is final once the root filesystem is built: read it once, for
+    // the manifest and for the agent's Node.
+    const packages = await stage('packages', () => listInstalledPackages(tree));
+
     const agent = await stage('agent', async () => {
       const bundle = await bundleAgent({ version: config.version, arch: profile.arch, cacheDir: config.cacheDir, log });
-      checkImageNode((await listInstalledPackages(tree)).find((p) => p.name === 'nodejs')?.version, bundle.sqliteAddon);
+      checkImageNode(packages.find((p) => p.name === 'nodejs')?.version, bundle.sqliteAddon);
       for (const file of bundle.files) await replaceFile(tree, `${AGENT_INSTALL_DIR}/${file.name}`, file.contents);
       return bundle;
     });
@@ -214,8 +218,6 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
         await makeFat({ target: p.target, volumeId: p.part.fsUuid.replace('-', ''), label: fat.volumeLabel, sourceDir: fat.sourceDir, epoch: config.sourceDateEpoch });
       }
     });
-
-    const packages = await stage('packages', () => listInstalledPackages(tree));
 
     const artifacts = await stage('artifacts', () =>
       writeArtifacts({

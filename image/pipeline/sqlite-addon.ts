@@ -11,7 +11,7 @@ import { repoRoot } from '../host/repo-root.ts';
 
 export type AddonArch = 'amd64' | 'arm64';
 
-/** The GNU toolchain that compiles for each image architecture (Debian's cross compilers on another host). */
+/** Debian's cross toolchain that compiles for each image architecture on a host of another one. */
 const TOOLCHAIN: Record<AddonArch, { gnuTriplet: string; crossPackage: string; nodeArch: string }> = {
   amd64: { gnuTriplet: 'x86_64-linux-gnu', crossPackage: 'g++-x86-64-linux-gnu', nodeArch: 'x64' },
   arm64: { gnuTriplet: 'aarch64-linux-gnu', crossPackage: 'g++-aarch64-linux-gnu', nodeArch: 'arm64' },
@@ -26,7 +26,8 @@ export interface SqliteAddonKey {
   /** Node's headers the addon is compiled against, and the ABI they give. */
   nodeHeaders: string;
   nodeModuleVersion: string;
-  compiler: string;
+  /** The cross compiler, for an addon compiled here. */
+  compiler?: string;
 }
 
 function packageDir(): string {
@@ -50,25 +51,14 @@ function nodeHeadersDir(): string {
 
 export async function sqliteAddonKey(arch: AddonArch): Promise<SqliteAddonKey> {
   const { gnuTriplet, crossPackage, nodeArch } = TOOLCHAIN[arch];
-  // On a host of the same architecture Debian's plain g++ provides the triplet's name.
-  const debianPackage = process.arch === nodeArch ? 'g++' : crossPackage;
+  const pkg = JSON.parse(await readFile(join(packageDir(), 'package.json'), 'utf8')) as { version: string };
+  const key = { arch, betterSqlite3: pkg.version, nodeHeaders: process.versions.node, nodeModuleVersion: process.versions.modules };
+  if (process.arch === nodeArch) return { ...key, source: 'npm-install' };
   const compiler = await runCommandOutcome(`${gnuTriplet}-g++`, ['--version']);
   if (compiler.code !== 0) {
-    throw new MemuError(
-      `cannot compile SQLite for ${arch}: ${gnuTriplet}-g++ is not installed`,
-      ExitCode.environment,
-      `install ${debianPackage} (scripts/setup-host does)`,
-    );
+    throw new MemuError(`cannot compile SQLite for ${arch}: ${gnuTriplet}-g++ is not installed`, ExitCode.environment, `install ${crossPackage} (scripts/setup-host does)`);
   }
-  const pkg = JSON.parse(await readFile(join(packageDir(), 'package.json'), 'utf8')) as { version: string };
-  return {
-    arch,
-    source: process.arch === nodeArch ? 'npm-install' : 'compiled',
-    betterSqlite3: pkg.version,
-    nodeHeaders: process.versions.node,
-    nodeModuleVersion: process.versions.modules,
-    compiler: compiler.stdout.split('\n')[0]!.trim(),
-  };
+  return { ...key, source: 'compiled', compiler: compiler.stdout.split('\n')[0]!.trim() };
 }
 
 /**
