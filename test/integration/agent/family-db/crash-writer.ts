@@ -8,7 +8,8 @@ import { FAMILY_DB_MIGRATIONS, type Migration } from '../../../../agent/family-d
 /**
  * The process family-db.crash.test.ts kills: opens memu.db and adds the members
  * member-001 … member-NNN that are not there yet, each in one transaction with its two
- * service accounts and an audit row, printing `committed <username>` after each commit.
+ * service accounts and an audit row, printing `opening` before it opens memu.db and
+ * `committed <username>` after each commit.
  *
  *   node --import tsx test/integration/agent/family-db/crash-writer.ts DB_PATH COUNT LOG_PATH
  *
@@ -44,6 +45,7 @@ function main(dbPath: string, count: number, logPath: string): void {
   };
   const log = pino({ level: 'info' }, pino.destination({ dest: logPath, sync: true, append: true, mkdir: true }));
   const migrations = process.env.MEMU_TEST_SECOND_MIGRATION === '1' ? [...FAMILY_DB_MIGRATIONS, NICKNAMES] : FAMILY_DB_MIGRATIONS;
+  writeSync(1, 'opening\n');
   const db = openFamilyDb(dbPath, log, { migrations, faultInjection: point });
   const nicknames = db.schemaVersion() >= 2;
   for (let i = 1; i <= count; i++) {
