@@ -169,13 +169,17 @@ export interface PowerSupplyCheckOptions {
   intervalMs?: number;
 }
 
-/** Reads the Pi's power facts every 30 s; remembers under-voltage seen, so "since boot" survives the firmware clearing its bits. */
+/**
+ * Reads the Pi's power facts every 60 s (the firmware's throttled word keeps "has occurred"
+ * bits, so a dip between reads is still seen); remembers under-voltage seen, so "since boot"
+ * survives the firmware clearing its bits.
+ */
 export function createPowerSupplyCheck(opts: PowerSupplyCheckOptions = {}): HealthCheck {
   const sysDir = opts.sysDir ?? '/sys';
   let seen = false;
   return {
     name: 'power-supply',
-    intervalMs: opts.intervalMs ?? 30_000,
+    intervalMs: opts.intervalMs ?? 60_000,
     async run() {
       const [throttled, underVoltageAlarm, supplyMaxCurrentMa] = await Promise.all([
         opts.firmwareThrottled ? readFirmwareThrottled(sysDir) : undefined,

@@ -166,13 +166,13 @@ export interface TemperatureCheckOptions {
   intervalMs?: number;
 }
 
-/** Reads the thermal zones (and, when asked, the Pi's throttled word) every 30 s: a few small sysfs reads. */
+/** Reads the thermal zones (and, when asked, the Pi's throttled word) every 60 s: a few small sysfs reads; a zone heats over minutes. */
 export function createTemperatureCheck(opts: TemperatureCheckOptions = {}): HealthCheck {
   const sysDir = opts.sysDir ?? '/sys';
   const seen = new Set<ThrottledCondition>();
   return {
     name: 'temperature',
-    intervalMs: opts.intervalMs ?? 30_000,
+    intervalMs: opts.intervalMs ?? 60_000,
     async run() {
       const [zones, throttled] = await Promise.all([readThermalZones(sysDir), opts.firmwareThrottled ? readFirmwareThrottled(sysDir) : undefined]);
       const results = evaluateTemperature({ zones, throttled, throttledSeenBefore: new Set(seen) });

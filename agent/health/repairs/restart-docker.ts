@@ -1,4 +1,3 @@
-import Docker from 'dockerode';
 import { runCommand } from '../../../shared/process/run-command.ts';
 import { DOCKER_RESPONSIVE_CHECK, pingDocker } from '../checks/docker-responsive.ts';
 import { DAY, HOUR, MINUTE, resultNamed, type Repair, type RepairLimits } from './repair.ts';
@@ -63,10 +62,9 @@ export function restartDockerRepair(opts: RestartDockerOptions): Repair {
       const started = Date.now();
       await restart();
       const restartedAfter = (Date.now() - started) / 1000;
-      const docker = new Docker({ socketPath: opts.socketPath });
       const deadline = Date.now() + answerWithin * 1000;
       for (;;) {
-        const ping = await pingDocker(docker, 5);
+        const ping = await pingDocker(opts.socketPath, 5);
         if (ping.answered) {
           return { ok: true, message: `Docker was restarted (${restartedAfter.toFixed(1)} s) and answers again, ${((Date.now() - started) / 1000).toFixed(1)} s after the restart began.` };
         }

@@ -1,6 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DOCKER_PING, createDockerResponsiveCheck, evaluateDockerPing, pingDocker } from '../../../../../agent/health/checks/docker-responsive.ts';
 import { tempDir } from '../../../../helpers/temp-dir.ts';
@@ -79,7 +78,7 @@ describe('evaluateDockerPing', () => {
 
 describe('pingDocker on a socket', () => {
   it('measures an answer', async () => {
-    const ping = await pingDocker(new Docker({ socketPath: await fakeDockerd(50) }), 2);
+    const ping = await pingDocker(await fakeDockerd(50), 2);
     expect(ping).toMatchObject({ answered: true });
     expect(ping.seconds).toBeGreaterThanOrEqual(0.04);
     expect(ping.seconds).toBeLessThan(2);
@@ -87,14 +86,14 @@ describe('pingDocker on a socket', () => {
 
   it('gives up at the bound when the daemon takes the connection but never answers (a stopped dockerd)', async () => {
     const started = Date.now();
-    const ping = await pingDocker(new Docker({ socketPath: await fakeDockerd('never') }), 0.3);
+    const ping = await pingDocker(await fakeDockerd('never'), 0.3);
     expect(ping).toEqual({ answered: false, seconds: 0.3, why: 'timeout', detail: 'timed out' });
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('says not running when nothing listens on the socket', async () => {
     const missing = join(await tempDir('memu-docker-ping-'), 'docker.sock');
-    expect(await pingDocker(new Docker({ socketPath: missing }), 1)).toMatchObject({ answered: false, why: 'refused', detail: 'ENOENT on its socket' });
+    expect(await pingDocker(missing, 1)).toMatchObject({ answered: false, why: 'refused', detail: 'ENOENT on its socket' });
   });
 
   it('runs as a HealthCheck with its thresholds', async () => {
