@@ -124,15 +124,29 @@ export async function readClockFacts({ procDir = '/proc', runDir = '/run', notBe
 
 export interface ClockCheckOptions extends ClockReaderOptions {
   intervalMs?: number;
+  /** How long timedated's answer is reused (default 15 minutes). */
+  askTimedatedEveryMs?: number;
 }
 
-/** Every 5 minutes: the clock drifts slowly, and an unsynchronised box costs a timedatectl call per run. */
+/**
+ * Every 5 minutes: the clock drifts slowly. timedated's answer, asked only while timesyncd's
+ * file says nothing fresh (a box offline, or with another NTP client), is reused for 15
+ * minutes: each call forks a process from the agent, the costliest thing a round does under
+ * emulation, and an offline box would otherwise pay it every run.
+ */
 export function createClockCheck(opts: ClockCheckOptions = {}): HealthCheck {
+  const now = opts.now ?? Date.now;
+  const reuseFor = opts.askTimedatedEveryMs ?? 15 * 60_000;
+  let asked: { at: number; outcome: Promise<CommandOutcome> } | undefined;
+  const run: CommandRunner = (cmd, args) => {
+    if (!asked || now() - asked.at >= reuseFor) asked = { at: now(), outcome: (opts.run ?? runCommandOutcome)(cmd, args) };
+    return asked.outcome;
+  };
   return {
     name: 'clock-sync',
     intervalMs: opts.intervalMs ?? 5 * 60_000,
     async run() {
-      return evaluateClock(await readClockFacts(opts), opts.thresholds);
+      return evaluateClock(await readClockFacts({ ...opts, run }), opts.thresholds);
     },
   };
 }

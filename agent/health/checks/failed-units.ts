@@ -109,13 +109,14 @@ export interface FailedUnitsCheckOptions {
 }
 
 /**
- * Every 5 minutes: each run forks a systemctl process from the agent (the costliest thing a
- * round does under emulation), and a unit's failure is final until someone acts.
+ * Every 15 minutes: each run forks a systemctl process from the agent (the costliest thing a
+ * round does under emulation), and a unit's failure is final until someone acts, so a
+ * quarter of an hour changes nothing for the family.
  */
 export function createFailedUnitsCheck(opts: FailedUnitsCheckOptions = {}): HealthCheck {
   return {
     name: 'failed-units',
-    intervalMs: opts.intervalMs ?? 5 * 60_000,
+    intervalMs: opts.intervalMs ?? 15 * 60_000,
     async run() {
       const facts = await readFailedUnits(opts.run);
       return facts ? evaluateFailedUnits(facts, opts.thresholds) : [];

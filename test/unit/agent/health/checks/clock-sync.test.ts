@@ -107,6 +107,18 @@ describe('reading the clock facts', () => {
     expect(await askNtpSynchronized(timedatectl(outcome('', 1, 'System has not been booted with systemd as init system (PID 1). Can\'t operate.\n')).run)).toBeUndefined();
   });
 
+  it('asks timedated at most every 15 minutes while timesyncd says nothing fresh (each ask forks a process)', async () => {
+    let now = NOW;
+    const fake = timedatectl(outcome('no\n'));
+    const check = createClockCheck({ procDir, runDir: await tempDir('memu-run-'), notBefore: BUILT, run: fake.run, now: () => now });
+    for (let minute = 0; minute <= 60; minute += 5) {
+      now = NOW + minute * MIN;
+      expect((await check.run()).map((r) => r.status), `minute ${minute}`).toEqual(['degraded']);
+    }
+    // Minutes 0, 15, 30, 45 and 60.
+    expect(fake.calls).toHaveLength(5);
+  });
+
   it('a check every 5 minutes joins both', async () => {
     const check = createClockCheck({ procDir, runDir: await tempDir('memu-run-'), notBefore: BUILT, run: timedatectl(outcome('yes\n')).run, now: () => NOW });
     expect(check.intervalMs).toBe(5 * MIN);

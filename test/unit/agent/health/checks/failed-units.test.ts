@@ -110,9 +110,9 @@ describe('readFailedUnits and the check', () => {
     await expect(readFailedUnits(systemctl(outcome('', 1, 'Unknown output mode\n')).run)).rejects.toThrow('systemctl list-units failed (exit 1): Unknown output mode');
   });
 
-  it('runs every 5 minutes', async () => {
+  it('runs every 15 minutes', async () => {
     const check = createFailedUnitsCheck({ run: systemctl(outcome(fixture('systemctl-json-two-failed.json'))).run });
-    expect(check.intervalMs).toBe(300_000);
+    expect(check.intervalMs).toBe(900_000);
     expect((await check.run()).map((r) => [r.check, r.status])).toEqual([['failed-units', 'degraded']]);
   });
 });
