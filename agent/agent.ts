@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createAdminAuthModule, type AdminAuthModule } from './admin-auth/index.ts';
+import { createBackupService, dockerThrowawayPostgres, postgresContainerDumps, type BackupService } from './backups/index.ts';
 import type { AgentConfig } from './config.ts';
 import { createDashboardModule, localApiTailnet, systemctlPower, type DashboardModule } from './dashboard/index.ts';
 import { deviceRootEffects, readStoredSettings } from './device-settings/index.ts';
@@ -8,13 +9,15 @@ import { createFamilyDbModule, type FamilyDbModule } from './family-db/index.ts'
 import { createFamilyMembersModule, type AccountServiceEndpoints, type FamilyMembersModule } from './family-members/index.ts';
 import { createHealthModule, deviceHealth, type HealthCheck, type HealthModule } from './health/index.ts';
 import { createHttpModule, type HttpModule } from './http/index.ts';
+import { createMaintenanceLock, type MaintenanceLock } from './maintenance/index.ts';
 import type { AgentModule } from './module.ts';
 import { agentApiKeyDigest, createProvisioningModule, readDeviceSecrets, type ProvisioningModule } from './provisioning/index.ts';
 import { createSetupWizardModule, type SetupWizardModule } from './setup-wizard/index.ts';
-import { createStackModule, type StackModule, type StackModuleOptions } from './stack/index.ts';
+import { containerName, createStackModule, type StackModule, type StackModuleOptions } from './stack/index.ts';
 import { tailscaleControl } from './tailscale/index.ts';
 import { createWatchdogModule, systemdWatchdogUsec, type WatchdogModule } from './watchdog/index.ts';
 import { webAssetRoutes } from './web-pages/index.ts';
+import { runCommand } from '../shared/process/run-command.ts';
 
 export interface Agent {
   start(): Promise<void>;
@@ -25,6 +28,9 @@ export interface Agent {
   adminAuth: AdminAuthModule;
   members: FamilyMembersModule;
   wizard: SetupWizardModule;
+  /** Backups, restores and (later) updates take it, so they never run at once. */
+  maintenance: MaintenanceLock;
+  backups: BackupService;
   health: HealthModule;
   dashboard: DashboardModule;
   http: HttpModule;
@@ -46,6 +52,9 @@ const SYNAPSE_URL = 'http://127.0.0.1:8008';
  *   admin-auth      the admin's sessions, sign-in pages, rate limits on secrets
  *   family-members  members and their accounts on the stack's services
  *   setup-wizard    claim, admin, network, region, remote access, members, done
+ *   backups         the family's backup targets, the daily backup (stack held still only while
+ *                   the databases are dumped), the weekly check and restore drill, "back up now",
+ *                   single-item restores; under the maintenance lock that updates will share
  *   health          the device's checks on their schedules, repairs with loop breakers, and the
  *                   liveness answer, report and metrics from them and from every module
  *   dashboard       the admin's pages: services, storage, members, Tailscale, account, power, audit
@@ -81,14 +90,36 @@ export function createAgent(
     },
     child('setup-wizard'),
   );
+  const maintenance = createMaintenanceLock();
+  const openFamilyDb = () => {
+    try {
+      return familyDb.db;
+    } catch {
+      return undefined;
+    }
+  };
+  const backups = createBackupService(
+    {
+      dataDir: config.dataDir,
+      lock: maintenance,
+      stack,
+      databases: () => stackDatabases(config, stack),
+      familyDb: openFamilyDb,
+      host: hostname,
+      stackVersions: () => ({ memuOs: config.version }),
+      scheduleFrom: provisioning.done(),
+      throwawayDatabase: dockerThrowawayPostgres({ image: () => stackPostgresImage(stack), log: child('backups') }),
+    },
+    child('backups'),
+  );
   const device = tuning.healthChecks
     ? { checks: tuning.healthChecks }
-    : deviceHealth({ dataDir: config.dataDir, dockerSocket: config.dockerSocket, log: child('health'), stack });
+    : deviceHealth({ dataDir: config.dataDir, dockerSocket: config.dockerSocket, layoutPath: config.layoutPath, log: child('health'), stack });
   const health = createHealthModule(
     {
       version: config.version,
       dataDir: config.dataDir,
-      sources: [provisioning.health, stack.health],
+      sources: [provisioning.health, stack.health, backups.health],
       ...device,
       // A first boot's slow Docker start is not a hung Docker: repairs wait for provisioning.
       repairsFrom: provisioning.done(),
@@ -107,10 +138,11 @@ export function createAgent(
       health,
       tailnet: localApiTailnet({ socketPath: TAILSCALE_SOCKET, hostname, log: child('tailscale') }),
       power: systemctlPower(),
+      backups,
     },
     child('dashboard'),
   );
-  const beforeHttp: AgentModule[] = [stack, provisioning, familyDb, adminAuth, members, wizard, health, dashboard];
+  const beforeHttp: AgentModule[] = [stack, provisioning, familyDb, adminAuth, members, wizard, backups, health, dashboard];
   const http = createHttpModule(
     {
       listenHosts: config.listenHosts,
@@ -134,6 +166,8 @@ export function createAgent(
     adminAuth,
     members,
     wizard,
+    maintenance,
+    backups,
     health,
     dashboard,
     http,
@@ -177,4 +211,23 @@ async function accountEndpoints(config: AgentConfig, stack: StackModule, hostnam
   if (services.includes('synapse')) endpoints.synapse = { url: SYNAPSE_URL, sharedSecret: (await readDeviceSecrets(config.dataDir)).stack.synapseRegistrationSharedSecret };
   if (services.includes('immich_server')) endpoints.immich = { url: `http://127.0.0.1:${config.photosPort}`, hostname: await hostname() };
   return endpoints;
+}
+
+/** Every database in the stack's PostgreSQL, dumped inside its container; none when the installed stack has no memu_postgres (the demo's). */
+async function stackDatabases(config: AgentConfig, stack: StackModule) {
+  const status = stack.status();
+  if (status.state !== 'present' || !status.project || !Object.hasOwn(status.services, 'memu_postgres')) return [];
+  return postgresContainerDumps({
+    container: containerName(status.project, 'memu_postgres'),
+    user: 'postgres',
+    password: async () => (await readDeviceSecrets(config.dataDir)).stack.postgresPassword,
+  });
+}
+
+/** The image memu_postgres runs (by digest, as the lock pinned it): the restore drill's throwaway database runs the same. */
+async function stackPostgresImage(stack: StackModule): Promise<string> {
+  const status = stack.status();
+  if (status.state !== 'present' || !status.project) throw new Error('the stack is not known yet, so its postgres image is not either');
+  const r = await runCommand('docker', ['inspect', '--format', '{{.Config.Image}}', containerName(status.project, 'memu_postgres')]);
+  return r.stdout.trim();
 }

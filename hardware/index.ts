@@ -2,14 +2,16 @@ import { validateProfile, ProfileError, type HardwareProfile, type ProfileInput 
 import { qemuAmd64 } from './profiles/qemu-amd64.ts';
 import { nuc } from './profiles/nuc.ts';
 import { pi5 } from './profiles/pi5.ts';
+import { qemuArm64 } from './profiles/qemu-arm64.ts';
 
 export * from './profile.ts';
 
-/** Every target this release knows, by name. `qemu-arm64` joins this table. */
+/** Every target this release knows, by name. */
 const PROFILES: Record<string, ProfileInput> = {
   'qemu-amd64': qemuAmd64,
   nuc,
   pi5,
+  'qemu-arm64': qemuArm64,
 };
 
 export function profileNames(): string[] {

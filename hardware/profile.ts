@@ -67,8 +67,35 @@ const raspberryPiFirmwareSchema = z
     configTxt: z.array(z.string()),
     kernelCmdline: z.array(z.string()),
     eeprom: z.object({ bootOrder: z.string().regex(/^0x[0-9a-f]+$/), minimumBootloaderDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/) }).strict(),
+    /**
+     * Every file the firmware loads from a boot partition must be smaller than this: the
+     * oldest bootloader a board may arrive with cannot read larger files from the boot drive.
+     */
+    bootFileLimitBytes: z.number().int().positive(),
   })
   .strict();
+
+/**
+ * The kernel, named by its exact package and version rather than a meta-package that moves
+ * with the archive: the build installs exactly this, refuses before any long work when the
+ * archive no longer has it, and checks the built kernel's configuration.
+ */
+const kernelPinSchema = z
+  .object({
+    /** The versioned image package (`linux-image-<abi>-<flavour>`), never a meta-package. */
+    package: z.string().regex(/^linux-image-\d[a-z0-9.+~-]*$/),
+    version: z.string().min(1),
+    /** The suite that has it: rootfs.suite or a suite of one of rootfs.extraAptSources. */
+    suite: z.string(),
+    /** The meta-package that follows the newest kernel of this flavour in that suite; names the current one when the pin is gone. */
+    metaPackage: z.string().regex(/^linux-image-[a-z0-9-]+$/),
+    /** Packages the kernel needs in the suite's newer version (installed as `name/suite`), such as linux-base. */
+    fromSuite: z.array(z.string()).default([]),
+    /** Options the kernel must have built in or as modules (`=y` or `=m` in /boot/config-<release>). */
+    requiredConfig: z.array(z.string().regex(/^CONFIG_[A-Z0-9_]+(=y)?$/)).default([]),
+  })
+  .strict();
+export type KernelPin = z.infer<typeof kernelPinSchema>;
 
 const vmSchema = z
   .object({
@@ -112,14 +139,11 @@ export const profileSchema = z
         /** Packages this target adds to the common base set (kernel, firmware, bootloader). */
         packages: z.array(z.string()),
         extraAptSources: z.array(aptSourceSchema),
+        /** The kernel pinned by version; without it, a kernel package in `packages` takes the suite's current one. */
+        kernel: kernelPinSchema.optional(),
       })
       .strict(),
     features: z.object({ npu: z.enum(['none', 'hailo-optional']), wifi: z.boolean() }).strict(),
-    /**
-     * Set while part of this target's image is not made yet: why, for `memu build` to refuse
-     * the profile before any work rather than fail late or ship an image that cannot boot.
-     */
-    unfinished: z.string().optional(),
     qa: qaThresholdsSchema,
     vm: vmSchema.optional(),
   })
@@ -133,6 +157,13 @@ export const profileSchema = z
     }
     const labels = new Set(p.partitions.map((x) => x.label));
     if (labels.size !== p.partitions.length) ctx.addIssue({ code: 'custom', path: ['partitions'], message: 'partition labels must be unique' });
+    const kernel = p.rootfs.kernel;
+    if (kernel) {
+      const suites = [p.rootfs.suite, ...p.rootfs.extraAptSources.flatMap((s) => s.suites)];
+      if (!suites.includes(kernel.suite)) ctx.addIssue({ code: 'custom', path: ['rootfs', 'kernel', 'suite'], message: `${kernel.suite} is not a suite of this profile's apt sources (${suites.join(', ')})` });
+      const other = p.rootfs.packages.filter((name) => name.startsWith('linux-image-'));
+      if (other.length > 0) ctx.addIssue({ code: 'custom', path: ['rootfs', 'packages'], message: `rootfs.kernel pins the kernel; remove the other kernel packages (${other.join(', ')})` });
+    }
     if (p.firmware.kind === 'uefi' && (p.arch === 'amd64') !== (p.firmware.efiBootFile === 'BOOTX64.EFI')) {
       ctx.addIssue({ code: 'custom', path: ['firmware', 'efiBootFile'], message: `${p.firmware.efiBootFile} does not match arch ${p.arch}` });
     }

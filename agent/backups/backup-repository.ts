@@ -4,7 +4,7 @@ import { findCompleteSet, listBackupSets, readSetManifest, type BackupSetInfo } 
 import { checkRepository, type IntegrityCheckResult } from './integrity-check.ts';
 import { initRepository, readRepositoryId, resticAccess, resticVersion, type BackupEngineOptions, type BackupTarget } from './repository.ts';
 import { applyRetention, type RetentionDecision, type RetentionPolicy } from './retention.ts';
-import { restoreDatabase, restoreFamilyDb, restoreFiles, restoreItem, type RestoreCommand, type RestoreProgress } from './restore.ts';
+import { listSetFiles, listSetItems, restoreDatabase, restoreFamilyDb, restoreFiles, restoreItem, restoreSample, type RestoreCommand, type RestoreProgress, type SetFile, type SetItem } from './restore.ts';
 import type { RestoreSummary } from './restic-messages.ts';
 import type { ResticAccess } from './restic-process.ts';
 
@@ -94,6 +94,30 @@ export class BackupRepository {
     return this.exclusive(async () => {
       const { set, manifest } = await this.openSetNow(runId);
       return restoreFamilyDb(this.access, set, manifest, destination);
+    });
+  }
+
+  /** One folder of a set (`''`: the backed-up folders themselves). */
+  listItems(runId: string | 'latest', path: string): Promise<SetItem[]> {
+    return this.exclusive(async () => {
+      const { set, manifest } = await this.openSetNow(runId);
+      return listSetItems(this.access, set, manifest, path);
+    });
+  }
+
+  /** Every regular file of a set's files (a restore drill picks its sample from them). */
+  listFiles(runId: string | 'latest'): Promise<SetFile[]> {
+    return this.exclusive(async () => {
+      const { set, manifest } = await this.openSetNow(runId);
+      return listSetFiles(this.access, set, manifest);
+    });
+  }
+
+  /** Some files of a set into `targetDir`, verified by restic as they are written. */
+  restoreSample(runId: string | 'latest', paths: readonly string[], targetDir: string): Promise<RestoreSummary> {
+    return this.exclusive(async () => {
+      const { set, manifest } = await this.openSetNow(runId);
+      return restoreSample(this.access, set, manifest, paths, targetDir);
     });
   }
 

@@ -63,6 +63,11 @@ export interface BackupRunRequest {
   familyDb?: FamilyDb;
   files?: FileSources;
   onProgress?: (progress: BackupProgress) => void;
+  /**
+   * Called once every database's dump is in the repository, before the files: the caller
+   * holds the stack still only until then. Not called when a dump fails.
+   */
+  onDatabasesDone?: () => void;
 }
 
 export interface BackupRunResult {
@@ -190,6 +195,7 @@ export async function runBackup(access: ResticAccess, stagingDir: string, restic
       bytesAdded += summary.dataAdded;
       log.info({ database: db.name, bytes: item.bytes, ms: item.durationMs }, 'database dump backed up');
     }
+    req.onDatabasesDone?.();
 
     const familyDb = req.familyDb ? await copyFamilyDb(req.familyDb, setDir) : null;
     const files = req.files ? await presentPaths(req.files) : null;

@@ -197,3 +197,106 @@ export async function restoreFamilyDb(access: ResticAccess, set: BackupSetInfo, 
     throw new RestoreFailedError('memu.db', (err as Error).message);
   }
 }
+
+/** One entry of a folder in a set, as the dashboard lists it (path relative to the data directory). */
+export interface SetItem {
+  path: string;
+  name: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  size?: number;
+  mtime?: string;
+}
+
+/**
+ * What a folder of the set holds (`''` for the top: the backed-up folders), one level,
+ * folders first. `restic ls` of the set's last snapshot, whose paths are absolute under
+ * the data directory the manifest names.
+ */
+export async function listSetItems(access: ResticAccess, set: BackupSetInfo, manifest: BackupManifest, path: string): Promise<SetItem[]> {
+  if (!manifest.files || manifest.files.paths.length === 0) return [];
+  const baseDir = manifest.files.baseDir.replace(/\/+$/, '');
+  if (path.replace(/^\/+|\/+$/g, '') === '') {
+    return manifest.files.paths.map((p) => ({ path: p, name: p, type: 'dir' as const }));
+  }
+  const item = checkItemPath(manifest, set.runId, path);
+  const dir = `${baseDir}/${item}`;
+  const r = await runRestic(access, {
+    parse: 'other',
+    args: ['ls', set.finalSnapshotId!, dir],
+    operation: `listing of ${item} in set ${set.runId}`,
+    consequence: 'Nothing was changed.',
+    collectStdout: true,
+  });
+  const items: SetItem[] = [];
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let node: { type?: unknown; path?: unknown; name?: unknown; size?: unknown; mtime?: unknown; struct_type?: unknown; message_type?: unknown };
+    try {
+      node = JSON.parse(line) as typeof node;
+    } catch {
+      continue;
+    }
+    if ((node.struct_type ?? node.message_type) !== 'node' || typeof node.path !== 'string' || typeof node.name !== 'string') continue;
+    if (posix.dirname(node.path) !== dir) continue;
+    const type = node.type === 'file' || node.type === 'dir' || node.type === 'symlink' ? node.type : 'other';
+    items.push({
+      path: posix.relative(baseDir, node.path),
+      name: node.name,
+      type,
+      ...(typeof node.size === 'number' && type === 'file' ? { size: node.size } : {}),
+      ...(typeof node.mtime === 'string' ? { mtime: node.mtime } : {}),
+    });
+  }
+  if (items.length === 0) {
+    // An empty folder lists nothing, and neither does a path the set does not hold: tell them apart.
+    const held = r.stdout.split('\n').some((l) => l.includes(`"path":${JSON.stringify(dir)}`));
+    if (!held) throw new ItemNotFoundError(set.runId, item);
+  }
+  return items.sort((a, b) => (a.type === 'dir' ? 0 : 1) - (b.type === 'dir' ? 0 : 1) || a.name.localeCompare(b.name));
+}
+
+/** A regular file of a set, as a restore drill samples it (path relative to the data directory). */
+export interface SetFile {
+  path: string;
+  size: number;
+  mtime: string;
+}
+
+/** Every regular file of the set's files (not memu.db's copy or the manifest), from `restic ls --recursive`. */
+export async function listSetFiles(access: ResticAccess, set: BackupSetInfo, manifest: BackupManifest): Promise<SetFile[]> {
+  if (!manifest.files || manifest.files.paths.length === 0) return [];
+  const baseDir = manifest.files.baseDir.replace(/\/+$/, '');
+  const r = await runRestic(access, {
+    parse: 'other',
+    args: ['ls', '--recursive', set.finalSnapshotId!, ...manifest.files.paths.map((p) => `${baseDir}/${p}`)],
+    operation: `listing of set ${set.runId}'s files`,
+    consequence: 'Nothing was changed.',
+    collectStdout: true,
+  });
+  const files: SetFile[] = [];
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let node: { type?: unknown; path?: unknown; size?: unknown; mtime?: unknown };
+    try {
+      node = JSON.parse(line) as typeof node;
+    } catch {
+      continue;
+    }
+    if (node.type !== 'file' || typeof node.path !== 'string' || !node.path.startsWith(`${baseDir}/`)) continue;
+    files.push({ path: posix.relative(baseDir, node.path), size: typeof node.size === 'number' ? node.size : 0, mtime: typeof node.mtime === 'string' ? node.mtime : '' });
+  }
+  return files;
+}
+
+/** Some files of a set into `targetDir` (at their places relative to the data directory), each read back and compared by restic (`--verify`). */
+export async function restoreSample(access: ResticAccess, set: BackupSetInfo, manifest: BackupManifest, paths: readonly string[], targetDir: string): Promise<RestoreSummary> {
+  if (!manifest.files || paths.length === 0) return summaryOf([]);
+  const items = paths.map((p) => checkItemPath(manifest, set.runId, p));
+  const r = await runRestic(access, {
+    parse: 'restore',
+    args: ['restore', `${set.finalSnapshotId!}:${manifest.files.baseDir}`, '--target', targetDir, '--verify', ...items.flatMap((i) => ['--include', `/${i}`])],
+    operation: `restore drill of set ${set.runId}`,
+    consequence: 'The backup itself is unchanged.',
+  });
+  return summaryOf(r.messages);
+}

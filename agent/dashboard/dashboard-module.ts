@@ -6,6 +6,7 @@ import { readStoredSettings } from '../device-settings/index.ts';
 import type { AgentModule } from '../module.ts';
 import { accountRoutes } from './account-routes.ts';
 import { auditRoutes } from './audit-routes.ts';
+import { backupRoutes, backupsUnavailableRoutes, type BackupDashboardSource } from './backup-routes.ts';
 import type { DashboardContext, DashboardOptions } from './dashboard-context.ts';
 import { Notices } from './dashboard-page.ts';
 import { createDeviceFacts } from './device-facts.ts';
@@ -30,7 +31,7 @@ export interface DashboardModule extends AgentModule {
  * pages with forms only (no script); every page needs the admin's session and every form
  * the CSRF token (the http module's hooks), every action is written to the audit log.
  */
-export function createDashboardModule(opts: DashboardOptions, log: Logger): DashboardModule {
+export function createDashboardModule(opts: DashboardOptions & { /** The backup service; without it there is no Backups page. */ backups?: BackupDashboardSource }, log: Logger): DashboardModule {
   const now = opts.now ?? Date.now;
   const audit = (actor: string, action: string, detail: Record<string, unknown> = {}) => {
     try {
@@ -76,9 +77,10 @@ export function createDashboardModule(opts: DashboardOptions, log: Logger): Dash
       await Promise.race([Promise.all([ctx.restarts.settled(), ctx.joins.settled()]), delay(5_000, undefined, { ref: false })]);
     },
     routes: async (app) => {
-      await app.register(overviewRoutes(ctx));
+      await app.register(overviewRoutes(ctx, opts.backups));
       await app.register(memberRoutes(ctx));
       await app.register(tailscaleRoutes(ctx));
+      await app.register(opts.backups ? backupRoutes(ctx, opts.backups) : backupsUnavailableRoutes());
       await app.register(accountRoutes(ctx));
       await app.register(powerRoutes(ctx));
       await app.register(auditRoutes(ctx));

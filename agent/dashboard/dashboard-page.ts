@@ -6,6 +6,7 @@ export const SECTIONS = [
   { key: 'overview', href: '/admin/', label: 'Overview' },
   { key: 'members', href: '/admin/members', label: 'Members' },
   { key: 'tailscale', href: '/admin/tailscale', label: 'Remote access' },
+  { key: 'backups', href: '/admin/backups', label: 'Backups' },
   { key: 'account', href: '/admin/account', label: 'Your account' },
   { key: 'power', href: '/admin/power', label: 'Power' },
   { key: 'audit', href: '/admin/audit', label: 'Audit log' },

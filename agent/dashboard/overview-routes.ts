@@ -2,14 +2,16 @@ import type { FastifyPluginAsync } from 'fastify';
 import { html } from '../web-pages/index.ts';
 import type { DashboardContext } from './dashboard-context.ts';
 import { confirmed, sendConfirmPage, sendPage } from './dashboard-page.ts';
+import { backupsCard } from './backup-page.ts';
+import type { BackupDashboardSource } from './backup-routes.ts';
 import { deviceCard, healthCard, placeholderCard, servicesCard, storageCard } from './overview-page.ts';
 
 /**
- * GET  /admin/                              the overview: status, device, services, storage, updates and backups (placeholders)
+ * GET  /admin/                              the overview: status, device, services, storage, backups, updates (a placeholder)
  * GET  /admin/services/:service/restart     asks before restarting a service
  * POST /admin/services/:service/restart     restarts it (in the background; the overview shows how it went)
  */
-export function overviewRoutes(ctx: DashboardContext): FastifyPluginAsync {
+export function overviewRoutes(ctx: DashboardContext, backups?: Pick<BackupDashboardSource, 'status'>): FastifyPluginAsync {
   const serviceExists = (service: string) => {
     const status = ctx.opts.stack.status();
     return status.state === 'present' && Object.hasOwn(status.services, service);
@@ -19,7 +21,7 @@ export function overviewRoutes(ctx: DashboardContext): FastifyPluginAsync {
 
   return async (app) => {
     app.get('/', async (request, reply) => {
-      const [report, facts, fmt] = await Promise.all([ctx.opts.health.report(), ctx.deviceFacts(), ctx.formats()]);
+      const [report, facts, fmt, backupStatus] = await Promise.all([ctx.opts.health.report(), ctx.deviceFacts(), ctx.formats(), backups?.status()]);
       const stack = ctx.opts.stack.status();
       const jobs = ctx.restarts.recent();
       const body = html`${ctx.notices.take(request)}
@@ -29,7 +31,7 @@ ${servicesCard(stack, jobs)}
 ${deviceCard(facts, report, fmt)}
 ${storageCard(report.data as { sizeBytes: number; freeBytes: number } | undefined, ctx.storageUse(), fmt)}
 ${placeholderCard('updates', 'Updates', 'Installing Memu updates safely, with a way back, will be here.')}
-${placeholderCard('backups', 'Backups', 'Backing up photos, chats and settings, and restoring them, will be here.')}
+${backupStatus ? backupsCard(backupStatus, fmt) : placeholderCard('backups', 'Backups', 'Backups are not available on this device.')}
 </div>`;
       // While a restart runs, the page follows it on its own.
       return sendPage(request, reply, { section: 'overview', title: 'Overview', body, refreshSeconds: jobs.some((j) => j.state === 'running') ? 3 : undefined });

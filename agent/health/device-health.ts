@@ -2,6 +2,8 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { loadDeviceProfile } from '../storage/index.ts';
+import { createBootloaderCheck } from './checks/bootloader.ts';
 import type { HealthCheck } from './checks/check.ts';
 import { createClockCheck } from './checks/clock-sync.ts';
 import { createDiskSpaceCheck } from './checks/disk-space.ts';
@@ -18,6 +20,8 @@ import { deviceRepairs, type Repair } from './repairs/index.ts';
 export interface DeviceHealthOptions {
   dataDir: string;
   dockerSocket: string;
+  /** The disk layout, which names the image's hardware profile (what the bootloader check expects). */
+  layoutPath: string;
   log: Logger;
   /** The stack, whose containers the disk repair never prunes and which it holds still while pruning. */
   stack: {
@@ -58,6 +62,15 @@ export function deviceHealth(opts: DeviceHealthOptions): DeviceHealth {
       createClockCheck({ notBefore: buildEpochSeconds() }),
       createFailedUnitsCheck(),
       createPreviousBootCheck({ bootRecord }),
+      createBootloaderCheck({
+        requirements: async () => {
+          const profile = await loadDeviceProfile(opts.layoutPath).catch((err: unknown) => {
+            opts.log.warn({ err }, 'the image\'s hardware profile is unknown: the bootloader is reported without requirements');
+            return undefined;
+          });
+          return profile?.firmware.kind === 'raspberrypi' ? profile.firmware.eeprom : undefined;
+        },
+      }),
     ],
   };
 }

@@ -5,4 +5,6 @@ export type { HealthBody, HealthReason, HealthReport, HealthSource, HealthStatus
 export { healthCommand } from './health-cli.ts';
 export type { CheckResult, CheckStatus, HealthCheck, Metric } from './checks/check.ts';
 export { deviceHealth } from './device-health.ts';
-export { parseMillidegrees } from './checks/temperature.ts';
+export { parseMillidegrees, readThermalZones } from './checks/temperature.ts';
+export { readFirmwareThrottled, readUnderVoltageAlarm } from './checks/power-supply.ts';
+export { bootOrderModes, BOOT_MODES, readBootloaderFacts, type BootloaderFacts } from './checks/bootloader.ts';

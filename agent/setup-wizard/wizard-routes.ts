@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AccountService, ServiceAccountResult } from '../accounts/index.ts';
 import { prepareAdmin, type AdminAuthModule, type FieldProblems } from '../admin-auth/index.ts';
 import { recordAudit } from '../audit-log/index.ts';
+import { normalizeClaimCode } from '../../shared/contracts/preseed.ts';
 import { verifyClaimCode } from '../claim-code/index.ts';
 import { applyStoredDeviceSettings, readStoredSettings, writeStoredSettings, writeStoredWifi, wpaPskFromPassphrase, type RootEffects } from '../device-settings/index.ts';
 import type { FamilyDb } from '../family-db/index.ts';
@@ -117,7 +118,7 @@ export function setupWizardRoutes(deps: SetupWizardDeps): FastifyPluginAsync {
     });
 
     // 1. Claim: the code on the label, rate-limited per client and for everyone together.
-    const claimPage = (reply: FastifyReply, error?: string, status?: number) =>
+    const claimPage = (reply: FastifyReply, error?: string, status?: number, prefill?: string) =>
       show(
         reply,
         'claim',
@@ -126,16 +127,19 @@ ${errorBox(error)}
 <form method="post" action="/admin/setup/claim" class="card">
 <input type="hidden" name="_csrf" value="${reply.generateCsrf()}">
 <label for="code">Claim code <span class="hint">for example 7K3M-Q9XD-2HFT-B8RW; capitals, spaces and dashes do not matter</span></label>
-<input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" required${error ? html` aria-invalid="true"` : ''}>
+<input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" required${prefill ? html` value="${prefill}"` : ''}${error ? html` aria-invalid="true"` : ''}>
 <button type="submit">Claim</button>
 </form>`,
         { status },
       );
 
-    app.get('/setup/claim', { config: { access: 'public' } }, async (request, reply) => {
+    // `?code=` comes from the QR code on the label (memu qa labels): the field is filled in,
+    // and the owner still presses Claim. Anything that is not a claim code is ignored.
+    app.get<{ Querystring: { code?: string } }>('/setup/claim', { config: { access: 'public' } }, async (request, reply) => {
       if (!guard(request, reply, 'claim')) return reply;
       if (hasClaimTicket(request)) return reply.redirect(stepPath('admin'), 303);
-      return claimPage(reply);
+      const fromLabel = typeof request.query.code === 'string' ? normalizeClaimCode(request.query.code) : undefined;
+      return claimPage(reply, undefined, undefined, fromLabel);
     });
 
     app.post('/setup/claim', { config: { access: 'public', rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (request, reply) => {

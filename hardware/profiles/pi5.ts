@@ -1,4 +1,36 @@
-import type { ProfileInput } from '../profile.ts';
+import type { KernelPin, ProfileInput } from '../profile.ts';
+
+/**
+ * Debian's arm64 kernel from trixie-backports, by exact version: the first Debian kernels
+ * with the Pi 5's PCIe, RP1 (Ethernet, USB, GPIO) and SD card drivers and both board
+ * revisions' device trees. The generic flavour, with 4K pages: the 16K flavour breaks
+ * container images built with jemalloc. qemu-arm64 boots the same pin.
+ * When the archive drops this version the build says which one replaced it.
+ */
+export const PI5_KERNEL: KernelPin = {
+  package: 'linux-image-7.3.4+deb13-arm64',
+  version: '7.3.4-1~bpo13+1',
+  suite: 'trixie-backports',
+  metaPackage: 'linux-image-arm64',
+  // Its pre-dependency linux-base >= 4.17 (which installs the split kernel packages' files
+  // into /boot) is only in backports; trixie has 4.12.
+  fromSuite: ['linux-base'],
+  requiredConfig: [
+    'CONFIG_ARM64_4K_PAGES=y',
+    // The PCIe host controller and its MSI controller (MIP), the NVMe drive behind it.
+    'CONFIG_PCIE_BRCMSTB',
+    'CONFIG_BCM2712_MIP',
+    'CONFIG_BLK_DEV_NVME',
+    // RP1, the I/O controller on the internal PCIe link (Ethernet, USB, GPIO), its clocks and pins.
+    'CONFIG_MISC_RP1',
+    'CONFIG_COMMON_CLK_RP1',
+    'CONFIG_PINCTRL_RP1',
+    // The SD card, the root file system, the serial console on the debug connector.
+    'CONFIG_MMC_SDHCI_BRCMSTB',
+    'CONFIG_EXT4_FS',
+    'CONFIG_SERIAL_AMBA_PL011=y',
+  ],
+};
 
 /**
  * Raspberry Pi 5 (8 GB) booting from an NVMe drive on an M.2 HAT, with Debian's own arm64
@@ -26,6 +58,10 @@ export const pi5: ProfileInput = {
       // release notes, 2025-06-09); the image's boot files stay below that size anyway.
       minimumBootloaderDate: '2025-06-09',
     },
+    // Bootloaders older than 2025-06-09 fail every read of 32 MiB or more from NVMe (rpi-eeprom
+    // release notes, "NVMe: Fix loading of files > 32MB"), and a board boots once before its
+    // bootloader can be updated: every boot file stays below this, whatever the minimum above.
+    bootFileLimitBytes: 32 * 1024 * 1024,
   },
   partitions: [
     // autoboot.txt and the preseed file only.
@@ -42,7 +78,6 @@ export const pi5: ProfileInput = {
     mirror: 'http://deb.debian.org/debian',
     components: ['main', 'non-free-firmware'],
     packages: [
-      'linux-image-arm64',
       // Wi-Fi and Bluetooth firmware of the CYW43455, with the Pi 5's board file.
       'firmware-brcm80211',
       'wpasupplicant',
@@ -53,10 +88,9 @@ export const pi5: ProfileInput = {
     ],
     // trixie's own kernel (6.12) lacks Pi 5 support this image needs (the RP1 drivers among it); the kernel comes from here.
     extraAptSources: [{ name: 'trixie-backports', uri: 'http://deb.debian.org/debian', suites: ['trixie-backports'], components: ['main', 'non-free-firmware'] }],
+    kernel: PI5_KERNEL,
   },
   features: { npu: 'hailo-optional', wifi: true },
-  unfinished:
-    'its root filesystem does not pin the trixie-backports kernel yet (apt installs trixie\'s 6.12, which cannot boot a Pi 5), and its initrd is made before the overlay that adds rp1_pci and irq-bcm2712-mip',
   // Pi 5 NVMe drives that vanish on a warm reboot are the best-known failure of this board: QA reboots 20 times in a row.
   qa: { minMemoryMiB: 7500, maxIdleTemperatureC: 70, minDiskWriteMBps: 200, minDiskReadMBps: 300, rebootCycles: 20 },
 };

@@ -47,8 +47,10 @@ export async function rebuildCliBundle(): Promise<string> {
     entryPoints: { main: 'image/cli/main.ts' },
     outdir,
     splitting: true,
-    // esbuild's JavaScript API finds its native binary relative to its own package.
-    external: [...nodeBundleOptions.external, 'esbuild'],
+    // esbuild's JavaScript API finds its native binary relative to its own package, and
+    // pdfkit its standard fonts through its own package.json's "imports" (#standard-fonts/…):
+    // both are loaded from node_modules.
+    external: [...nodeBundleOptions.external, 'esbuild', 'pdfkit'],
     metafile: true,
     logLevel: 'error',
   });

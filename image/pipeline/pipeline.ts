@@ -1,7 +1,6 @@
 import { readdir, readFile, rm, stat, statfs, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { platformOf, type HardwareProfile } from '../../hardware/profile.ts';
-import { loadProfile, profileNames } from '../../hardware/index.ts';
 import type { RegistryMirrors } from '../oci/reference.ts';
 import { prepareStack } from './stack.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
@@ -21,6 +20,7 @@ import { checkImageNode } from './sqlite-addon.ts';
 import { repoRoot } from '../host/repo-root.ts';
 import { writeArtifacts, type ArtifactsResult, type PublishPoint } from './artifacts.ts';
 import { bootBackendFor, prepareBoot } from './boot/boot-stage.ts';
+import { prepareInitramfs } from './boot/initramfs.ts';
 import { clampTreeTimes } from './clamp-times.ts';
 import { listInstalledPackages } from './debian-packages.ts';
 import { preparePinnedPackages } from './package-pins.ts';
@@ -31,10 +31,10 @@ import { applyOverlays, createStagingTree, enableUnits, replaceFile } from './st
  * `memu build`: one linear list of named stages (mkosi's build_image()), each a small
  * function from typed inputs to outputs:
  *
- *   [pins] -> rootfs -> overlays -> agent -> [stack] -> boot -> disk -> filesystems -> packages -> artifacts
+ *   [pins] -> rootfs -> overlays -> initramfs -> packages -> agent -> [stack] -> boot -> disk -> filesystems -> artifacts
  *
- * Only `rootfs` is cached (its key is a manifest of its inputs); every later stage takes
- * seconds, so a change to overlays or the agent rebuilds from the cached root tree.
+ * `rootfs` and `initramfs` are cached (their keys are manifests of their inputs); every
+ * other stage takes seconds, so a change to the agent rebuilds from the cached trees.
  * Reproducible means: the same package versions and inputs give the same bytes, and
  * `pins` (--packages-from) installs the versions an earlier build recorded.
  */
@@ -63,6 +63,8 @@ export interface BuildConfig {
 export interface BuildResult {
   artifacts: ArtifactsResult;
   rootfsCacheHit: boolean;
+  /** Also true when no overlay touches the initrd (the kernel package's is shipped). */
+  initramfsCacheHit: boolean;
   stageSeconds: Record<string, number>;
 }
 
@@ -158,13 +160,27 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       }),
     );
 
-    await stage('overlays', async () => {
+    const overlayPaths = await stage('overlays', async () => {
       await createStagingTree(rootfs.tree, tree);
       const overlayDirs = [join(repoRoot, 'overlays/common'), join(repoRoot, 'overlays', profile.name), ...(config.extraOverlays ?? [])];
       const written = await applyOverlays(tree, overlayDirs);
       await enableUnits(tree, ENABLED_UNITS);
       log.info({ files: written.length }, 'overlays applied');
+      return written;
     });
+
+    // An overlay that changes initramfs-tools' settings (the Pi 5's modules) needs the initrd made again.
+    const initramfs = await stage('initramfs', () =>
+      prepareInitramfs({
+        tree,
+        overlayPaths,
+        rootfsKey: keyDigest(rootfs.key),
+        rootFilesystem: profile.partitions.find((p) => p.role === 'root-a')!.filesystem,
+        sourceDateEpoch: config.sourceDateEpoch,
+        cacheDir: config.cacheDir,
+        log,
+      }),
+    );
 
     // The package database is final once the root filesystem is built: read it once, for
     // the manifest and for the agent's Node.
@@ -248,16 +264,13 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       { dir: config.outDir, image: formatBytes(artifacts.manifest.sizes.imageBytes), mapped: formatBytes(artifacts.manifest.sizes.mappedBytes), zst: formatBytes(artifacts.manifest.sizes.zstBytes), stageSeconds },
       'image built',
     );
-    return { artifacts, rootfsCacheHit: rootfs.cacheHit, stageSeconds };
+    return { artifacts, rootfsCacheHit: rootfs.cacheHit, initramfsCacheHit: initramfs.cacheHit, stageSeconds };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
 }
 
 async function preflight(config: BuildConfig): Promise<void> {
-  if (config.profile.unfinished) {
-    throw new MemuError(`profile ${config.profile.name} cannot be built by this release: ${config.profile.unfinished}`, ExitCode.badInput, `build one of the finished profiles: ${profileNames().filter((n) => !loadProfile(n).unfinished).join(', ')}`);
-  }
   if (process.getuid?.() !== 0) {
     throw new MemuError('memu build must run as root (mmdebstrap builds the root filesystem with real owners and device nodes)', ExitCode.environment, 'run it with sudo, or as root in a build container');
   }

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HardwareProfile } from '../../hardware/profile.ts';
+import type { HardwareProfile, KernelPin } from '../../hardware/profile.ts';
+import { ExitCode, MemuError } from '../host/errors.ts';
 import type { Logger } from '../host/log.ts';
 import { cachePaths } from '../host/cache-dir.ts';
 import { runCommand } from '../../shared/process/run-command.ts';
 import { writeFileAtomic } from '../../shared/files/durable-files.ts';
 import { clampTreeTimes } from './clamp-times.ts';
 import { listInstalledPackages, overridesInIndexes, storeArchiveOverrides } from './debian-packages.ts';
+import { PrivateApt } from './private-apt.ts';
 import { treeDigest } from './tree-digest.ts';
 
 /**
@@ -68,11 +70,27 @@ export interface RootfsKey {
   sourceDateEpoch: number;
   /** Set for a pinned build (`--packages-from`): sha256 of the exact package versions installed. */
   pinnedPackagesSha256?: string;
+  /** The profile's kernel, pinned by version (its package and companions are also in `packages`). */
+  kernel?: KernelPin;
 }
 
 /** The packages a profile's root filesystem asks for by name (their dependencies come along). */
 export function rootfsPackages(profile: HardwareProfile): string[] {
-  return [...new Set([...BASE_PACKAGES, ...profile.rootfs.packages])].sort();
+  const kernel = profile.rootfs.kernel;
+  return [...new Set([...BASE_PACKAGES, ...profile.rootfs.packages, ...(kernel ? [kernel.package, ...kernel.fromSuite] : [])])].sort();
+}
+
+/**
+ * What mmdebstrap is asked to install: the packages by name, except a pinned kernel at its
+ * version (`name=version`) and its companions from its suite (`name/suite`): apt would
+ * otherwise take the default suite's kernel, or refuse the backports kernel's newer
+ * pre-dependencies. A pinned build (`--packages-from`) names only packages: its local
+ * repository has exactly one version of each.
+ */
+export function includeSpecs(key: Pick<RootfsKey, 'packages' | 'kernel'>, pinnedBuild: boolean): string[] {
+  const kernel = key.kernel;
+  if (!kernel || pinnedBuild) return key.packages;
+  return key.packages.map((name) => (name === kernel.package ? `${name}=${kernel.version}` : kernel.fromSuite.includes(name) ? `${name}/${kernel.suite}` : name));
 }
 
 export async function rootfsKey(profile: HardwareProfile, sourceDateEpoch: number, pinnedPackagesSha256?: string): Promise<RootfsKey> {
@@ -90,6 +108,7 @@ export async function rootfsKey(profile: HardwareProfile, sourceDateEpoch: numbe
     mmdebstrapVersion: stdout.trim(),
     sourceDateEpoch,
     ...(pinnedPackagesSha256 ? { pinnedPackagesSha256 } : {}),
+    ...(profile.rootfs.kernel ? { kernel: profile.rootfs.kernel } : {}),
   };
 }
 
@@ -173,6 +192,9 @@ export async function buildRootfs(opts: {
   await mkdir(indexes);
 
   try {
+    // A pinned build's versions were checked by the pins stage; otherwise the archive must
+    // still have the pinned kernel, which is cheaper to learn now than after mmdebstrap.
+    if (!opts.pinned) await checkPinnedKernel(profile, building, log);
     await runCommand('mmdebstrap', mmdebstrapArgs(key, join(building, 'tree'), debCache, { indexesOut: indexes, pinnedRepo: opts.pinned?.repoDir }), {
       env: { SOURCE_DATE_EPOCH: String(key.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
       onStderrLine: (line) => log.debug({ stage: 'rootfs' }, line),
@@ -210,7 +232,7 @@ export function mmdebstrapArgs(key: RootfsKey, target: string, debCache: string,
     `--variant=${key.variant}`,
     `--arch=${key.arch}`,
     `--components=${key.components.join(',')}`,
-    `--include=${key.packages.join(',')}`,
+    `--include=${includeSpecs(key, Boolean(extra.pinnedRepo)).join(',')}`,
     // Keep downloaded .debs between builds: a rebuild after a package change downloads only that package.
     '--skip=essential/unlink',
     '--skip=download/empty',
@@ -236,6 +258,58 @@ export function mmdebstrapArgs(key: RootfsKey, target: string, debCache: string,
     for (const suite of src.suites) args.push(`deb${signed} ${src.uri} ${suite} ${src.components.join(' ')}`);
   }
   return args;
+}
+
+/**
+ * Fails with the archive's current kernel named when the profile's pinned kernel version is
+ * no longer in its suite (backports keep only the newest few). Asks the suite's index only
+ * (a few hundred kB), not the whole distribution's.
+ */
+export async function checkPinnedKernel(profile: HardwareProfile, workDir: string, log: Logger): Promise<void> {
+  const kernel = profile.rootfs.kernel;
+  if (!kernel) return;
+  const source =
+    kernel.suite === profile.rootfs.suite
+      ? { uri: profile.rootfs.mirror, components: profile.rootfs.components, keyring: undefined }
+      : profile.rootfs.extraAptSources.find((s) => s.suites.includes(kernel.suite))!;
+  const apt = await PrivateApt.open([{ uri: source.uri, suites: [kernel.suite], components: source.components, signedBy: source.keyring }], profile.arch, workDir);
+  const pinned = `${kernel.package} ${kernel.version}`;
+  try {
+    try {
+      await apt.update();
+    } catch (err) {
+      throw new MemuError(
+        `cannot ask ${source.uri} ${kernel.suite} whether it still has the pinned kernel ${pinned}: ${(err as Error).message.split('\n').slice(-2).join(' / ')}`,
+        ExitCode.environment,
+        'connect to the archive (the root filesystem is not cached yet, so the build needs it anyway)',
+      );
+    }
+    const offered = await apt.availableVersions([kernel.package, kernel.metaPackage]);
+    if (offered.get(kernel.package)?.has(kernel.version)) {
+      log.info({ stage: 'rootfs', kernel: pinned, suite: kernel.suite }, 'pinned kernel is in the archive');
+      return;
+    }
+    const current = await currentKernel(apt, kernel.metaPackage);
+    throw new MemuError(
+      `pinned kernel ${pinned} is no longer in ${kernel.suite} (${source.uri}): ${current ? `the archive's current ${kernel.metaPackage} is ${current.package} ${current.version}` : `the archive has no ${kernel.metaPackage} there`}`,
+      ExitCode.badInput,
+      current
+        ? `pick the current one: set rootfs.kernel in hardware/profiles/${profile.name}.ts to package '${current.package}', version '${current.version}' (what \`apt-cache show ${kernel.metaPackage}/${kernel.suite}\` depends on), then build again; or rebuild an earlier release with --packages-from its manifest.json, which takes the kernel from the deb cache`
+        : `check the profile's kernel suite and archive; rebuild an earlier release with --packages-from its manifest.json`,
+    );
+  } finally {
+    await apt.close();
+  }
+}
+
+/** The versioned kernel package the suite's meta-package depends on now. */
+async function currentKernel(apt: PrivateApt, metaPackage: string): Promise<{ package: string; version: string } | undefined> {
+  // apt-cache madison lists the highest version first; the set keeps that order.
+  const newest = [...((await apt.availableVersions([metaPackage])).get(metaPackage) ?? [])][0];
+  if (!newest) return undefined;
+  const depends = (await apt.indexFields(metaPackage, newest)).Depends ?? '';
+  const image = /(?:^|,\s*)(linux-image-\d[^\s,(]*)\s*\(=\s*([^)\s]+)\)/.exec(depends);
+  return image ? { package: image[1]!, version: image[2]! } : undefined;
 }
 
 async function readJson<T>(path: string): Promise<T | undefined> {

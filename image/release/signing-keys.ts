@@ -1,7 +1,7 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { keyIdOf, SIGNATURE_FORMAT, type SignatureFile } from '../../shared/contracts/signature.ts';
+import { detachedSignatureText, keyIdOf } from '../../shared/contracts/signature.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
 import { writeFileAtomic } from '../../shared/files/durable-files.ts';
 import { ignoreNotFound } from '../../shared/errors.ts';
@@ -62,11 +62,5 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
 
 /** The text of a detached `.sig` file for `data`. */
 export function signDetached(data: Buffer, key: SigningKey): string {
-  const file: SignatureFile = {
-    format: SIGNATURE_FORMAT,
-    algorithm: 'ed25519',
-    keyId: key.keyId,
-    signature: sign(null, data, key.privateKey).toString('base64'),
-  };
-  return `${JSON.stringify(file, null, 2)}\n`;
+  return detachedSignatureText(data, key.privateKey);
 }

@@ -10,7 +10,8 @@ import { AGENT_DEFAULT_PORT, AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH, type Health
 
 /**
  * Boots a Memu image in QEMU (TCG: software emulation, no KVM) with UEFI firmware from
- * Debian's OVMF. The image file is never written: the VM runs on a qcow2 overlay whose
+ * Debian (OVMF for x86-64, AAVMF for arm64's `virt` machine; both take the same flash,
+ * PCI virtio and watchdog devices). The image file is never written: the VM runs on a qcow2 overlay whose
  * virtual size can exceed the image (`diskSizeBytes`), which is how tests emulate a bigger
  * drive for first-boot growth. Serial console goes to a log file; QMP stops it cleanly.
  */
@@ -54,7 +55,7 @@ const HTTP_GUEST_PORT = 80;
 
 export async function startVm(opts: VmOptions): Promise<RunningVm> {
   const vm = opts.profile.vm;
-  if (!vm) throw new Error(`profile ${opts.profile.name} is not a virtual machine target; use qemu-amd64`);
+  if (!vm) throw new Error(`profile ${opts.profile.name} is not a virtual machine target; use qemu-amd64 or qemu-arm64`);
   await requireHostTools(['qemu-img', vm.qemuBinary === 'qemu-system-x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64']);
   await mkdir(opts.workDir, { recursive: true });
   const overlay = join(opts.workDir, 'disk.qcow2');

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -52,4 +52,15 @@ export function verifyDetached(data: Buffer, signatureText: string, publicKey: K
     return { ok: false, reason: 'signature does not match the signed file' };
   }
   return { ok: true, keyId };
+}
+
+/** The text of a `.sig` file for `data`, made with an ed25519 private key (release keys, a unit's QA key). */
+export function detachedSignatureText(data: Buffer, privateKey: KeyObject): string {
+  const file: SignatureFile = {
+    format: SIGNATURE_FORMAT,
+    algorithm: 'ed25519',
+    keyId: keyIdOf(createPublicKey(privateKey)),
+    signature: sign(null, data, privateKey).toString('base64'),
+  };
+  return `${JSON.stringify(file, null, 2)}\n`;
 }

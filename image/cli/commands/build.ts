@@ -53,6 +53,7 @@ export const registerBuild: RegisterCommand = (program, run) => {
             manifest: f.manifest,
             signature: f.signature,
             rootfsCacheHit: result.rootfsCacheHit,
+            initramfsCacheHit: result.initramfsCacheHit,
             packagesPinnedFrom: result.artifacts.manifest.packagesPinnedFrom,
             stageSeconds: result.stageSeconds,
           },

@@ -14,6 +14,8 @@ export const commandLoaders: Record<string, () => Promise<RegisterCommand>> = {
   stack: async () => (await import('./stack.ts')).registerStack,
   image: async () => (await import('./image.ts')).registerImage,
   keygen: async () => (await import('./keygen.ts')).registerKeygen,
+  qa: async () => (await import('./qa.ts')).registerQa,
+  release: async () => (await import('./release.ts')).registerRelease,
 };
 
 /** The commands to register for this command line: just the one named, or all (for help). */

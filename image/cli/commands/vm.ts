@@ -45,7 +45,7 @@ export const registerVm: RegisterCommand = (program, run) => {
             if (err instanceof ProfileError) throw new MemuError(err.message);
             throw err;
           }
-          if (!profile.vm) throw new MemuError(`profile ${profile.name} is real hardware, not a virtual machine`, ExitCode.badInput, 'use --profile qemu-amd64');
+          if (!profile.vm) throw new MemuError(`profile ${profile.name} is real hardware, not a virtual machine`, ExitCode.badInput, 'use --profile qemu-amd64 or --profile qemu-arm64');
           if (opts.reuseDisk && !opts.workDir) throw new MemuError('--reuse-disk needs --work-dir (the directory of the earlier run)');
           const workDir = resolve(opts.workDir ?? (await mkdtemp(join(tmpdir(), 'memu-vm-'))));
           const started = Date.now();

@@ -14,15 +14,6 @@ import { kernelCmdlineOf, newestKernel } from './slot-kernel.ts';
 
 type RaspberryPiFirmware = Extract<Firmware, { kind: 'raspberrypi' }>;
 
-/**
- * Pi 5 bootloaders older than 2025-06-09 fail every read of 32 MiB or more from NVMe
- * (rpi-eeprom firmware-2712/release-notes.md, "2025-06-09: NVMe: Fix loading of files >
- * 32MB"). A board's first boot comes before anything on it can update its EEPROM, so
- * every file the firmware loads stays below this whatever the profile's minimum
- * bootloader date.
- */
-export const NVME_FILE_LIMIT_BYTES = 32 * 1024 * 1024;
-
 /** config.txt settings this backend writes; a profile line setting one would fight it. */
 const BACKEND_SETTINGS = ['arm_64bit', 'kernel', 'initramfs', 'auto_initramfs', 'ramfsfile', 'cmdline', 'os_prefix', 'device_tree', 'enable_uart'];
 
@@ -81,7 +72,7 @@ export const raspberryPiFirmware: BootBackend<RaspberryPiFirmware> = {
     await copyDeviceTrees(tree, kernelVersion, bootDir);
     await replaceFile(bootDir, RASPBERRY_PI_BOOT_FILES.configTxt, configTxt(firmware.configTxt));
     await replaceFile(bootDir, RASPBERRY_PI_BOOT_FILES.cmdlineTxt, `${kernelCmdline.a}\n`);
-    await checkNvmeFileLimit(bootDir, 'boot-a');
+    await checkBootFileLimit(bootDir, 'boot-a', firmware.bootFileLimitBytes);
 
     await mkdir(join(tree, RASPBERRY_PI_MOUNT_POINTS.bootconfig.slice(1)), { recursive: true });
     await mkdir(join(tree, RASPBERRY_PI_MOUNT_POINTS.slotBoot.slice(1)), { recursive: true });
@@ -218,16 +209,21 @@ async function copyDeviceTrees(tree: string, kernelVersion: string, bootDir: str
   }
 }
 
-/** Every file of a boot partition tree below NVME_FILE_LIMIT_BYTES, else an error naming the first too big. */
-async function checkNvmeFileLimit(dir: string, role: string, rel = ''): Promise<void> {
+/**
+ * Every file of a boot partition tree below the profile's limit (Pi 5 bootloaders older than
+ * 2025-06-09 fail every read of 32 MiB or more from NVMe: rpi-eeprom
+ * firmware-2712/release-notes.md, "NVMe: Fix loading of files > 32MB"), else an error naming
+ * the first file too big.
+ */
+async function checkBootFileLimit(dir: string, role: string, limitBytes: number, rel = ''): Promise<void> {
   for (const name of (await readdir(join(dir, rel))).sort()) {
     const relPath = rel ? `${rel}/${name}` : name;
     const s = await stat(join(dir, relPath));
     if (s.isDirectory()) {
-      await checkNvmeFileLimit(dir, role, relPath);
-    } else if (s.size >= NVME_FILE_LIMIT_BYTES) {
+      await checkBootFileLimit(dir, role, limitBytes, relPath);
+    } else if (s.size >= limitBytes) {
       throw new MemuError(
-        `${role}/${relPath} would be ${s.size} bytes (${formatBytes(s.size)}); a Raspberry Pi 5 bootloader older than 2025-06-09 cannot load a file of ${NVME_FILE_LIMIT_BYTES} bytes (${formatBytes(NVME_FILE_LIMIT_BYTES)}) or more from NVMe, and a board boots once before its bootloader can be updated`,
+        `${role}/${relPath} would be ${s.size} bytes (${formatBytes(s.size)}); a Raspberry Pi 5 bootloader older than 2025-06-09 cannot load a file of ${limitBytes} bytes (${formatBytes(limitBytes)}) or more from NVMe, and a board boots once before its bootloader can be updated`,
         ExitCode.badInput,
         relPath === RASPBERRY_PI_BOOT_FILES.initrd
           ? "make the initrd smaller: initramfs-tools packs the modules of every arm64 board (MODULES=most); MODULES=list with the Pi 5's modules in /etc/initramfs-tools/modules packs only those (the initrd must then be generated after the profile's overlay is laid on)"

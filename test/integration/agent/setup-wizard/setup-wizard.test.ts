@@ -77,6 +77,16 @@ describe('the setup wizard (real HTTP, real memu.db, fake Synapse, Immich and ta
     expect(claim.text).toContain('Claim this Memu');
     expect(claim.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(claim.text).not.toMatch(/<script/i);
+    expect(claim.text).not.toMatch(/<input id="code"[^>]*value=/);
+  });
+
+  it('fills the code in from the label\'s QR code (?code=), and ignores anything that is not a claim code', async () => {
+    const fromLabel = await owner.get('/admin/setup/claim?code=m3ma-w1z0-7k3m-q9xd');
+    expect(fromLabel.text).toMatch(/<input id="code"[^>]*value="M3MA-W1Z0-7K3M-Q9XD"/);
+    const hostile = await owner.get(`/admin/setup/claim?code=${encodeURIComponent('"><img src=x>')}`);
+    expect(hostile.status).toBe(200);
+    expect(hostile.text).not.toMatch(/<input id="code"[^>]*value=/);
+    expect(hostile.text).not.toContain('<img');
   });
 
   it('refuses a wrong claim code and slows the guesser down, without slowing the owner', async () => {

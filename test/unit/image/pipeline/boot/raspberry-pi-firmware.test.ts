@@ -10,7 +10,6 @@ import { pi5 } from '../../../../../hardware/profiles/pi5.ts';
 import { computeLayout, partitionByRole } from '../../../../../image/disk/layout.ts';
 import { ExitCode, MemuError } from '../../../../../image/host/errors.ts';
 import { bootBackendFor, prepareBoot } from '../../../../../image/pipeline/boot/boot-stage.ts';
-import { NVME_FILE_LIMIT_BYTES } from '../../../../../image/pipeline/boot/raspberry-pi-firmware.ts';
 import { appliedSetting, parseAutobootTxt } from '../../../../../shared/contracts/autoboot-txt.ts';
 import { tempDir } from '../../../../helpers/temp-dir.ts';
 
@@ -19,6 +18,21 @@ import { tempDir } from '../../../../helpers/temp-dir.ts';
  * arm64 kernel packages lay them out, through the boot stage as `memu build` runs it.
  */
 const VERSION = '7.3.4+deb13-arm64';
+const LIMIT = (loadProfile('pi5').firmware as { bootFileLimitBytes: number }).bootFileLimitBytes;
+/** What Debian's generic arm64 flavour has of the options the pi5 profile requires. */
+const GENERIC_CONFIG = [
+  'CONFIG_ARM64_4K_PAGES=y',
+  '# CONFIG_ARM64_16K_PAGES is not set',
+  'CONFIG_PCIE_BRCMSTB=y',
+  'CONFIG_BCM2712_MIP=m',
+  'CONFIG_BLK_DEV_NVME=m',
+  'CONFIG_MISC_RP1=m',
+  'CONFIG_COMMON_CLK_RP1=m',
+  'CONFIG_PINCTRL_RP1=m',
+  'CONFIG_MMC_SDHCI_BRCMSTB=m',
+  'CONFIG_EXT4_FS=m',
+  'CONFIG_SERIAL_AMBA_PL011=y',
+].join('\n');
 const C0_TREE = 'C0 device tree';
 const D0_TREE = 'D0 device tree';
 
@@ -39,6 +53,8 @@ interface TreeOptions {
   /** Where the package keeps its device trees: 7.x under /usr/lib/modules, linked from /usr/lib/linux-image-<v>; 6.x in /usr/lib/linux-image-<v>. */
   dtbLayout?: '7.x' | '6.x';
   overlays?: boolean;
+  /** The kernel's configuration file (/usr/lib/modules/<v>/config), Debian's generic arm64 one by default. */
+  kernelConfig?: string;
 }
 
 async function stagedTree(dir: string, opts: TreeOptions = {}): Promise<string> {
@@ -60,6 +76,8 @@ async function stagedTree(dir: string, opts: TreeOptions = {}): Promise<string> 
     opts.dtbLayout === '6.x' ? join(tree, `usr/lib/linux-image-${VERSION}/broadcom`) : join(tree, `usr/lib/modules/${VERSION}/dtb/broadcom`);
   await mkdir(dtbDir, { recursive: true });
   if (opts.dtbLayout !== '6.x') await symlink(`modules/${VERSION}/dtb`, join(tree, `usr/lib/linux-image-${VERSION}`));
+  await mkdir(join(tree, `usr/lib/modules/${VERSION}`), { recursive: true });
+  await writeFile(join(tree, `usr/lib/modules/${VERSION}/config`), `${opts.kernelConfig ?? GENERIC_CONFIG}\n`);
   for (const name of opts.dtbs ?? ['bcm2711-rpi-4-b.dtb', 'bcm2712-rpi-5-b.dtb', 'bcm2712-d-rpi-5-b.dtb', 'bcm2712-rpi-cm5-cm5io.dtb']) {
     await writeFile(join(dtbDir, name), name === 'bcm2712-rpi-5-b.dtb' ? C0_TREE : name.includes('-d-') || name.includes('d0-') ? D0_TREE : name);
   }
@@ -218,13 +236,22 @@ describe('the Raspberry Pi 5 boot backend', () => {
   });
 
   it('refuses a kernel of 32 MiB or more, naming the file, its size and the limit; one byte less boots', async () => {
-    const err = await failure(() => build({ kernel: { gzipOfBytes: NVME_FILE_LIMIT_BYTES } }));
+    const err = await failure(() => build({ kernel: { gzipOfBytes: LIMIT } }));
     expect(err.message).toMatch(
       /^boot-a\/vmlinuz would be 33554432 bytes \(32\.0 MiB\); a Raspberry Pi 5 bootloader older than 2025-06-09 cannot load a file of 33554432 bytes \(32\.0 MiB\) or more from NVMe/,
     );
     expect(err.hint).toMatch(/smaller kernel/);
-    const { bootA } = await build({ kernel: { gzipOfBytes: NVME_FILE_LIMIT_BYTES - 1 } });
-    expect((await stat(join(bootA, 'vmlinuz'))).size).toBe(NVME_FILE_LIMIT_BYTES - 1);
+    const { bootA } = await build({ kernel: { gzipOfBytes: LIMIT - 1 } });
+    expect((await stat(join(bootA, 'vmlinuz'))).size).toBe(LIMIT - 1);
+  });
+
+  it("refuses a kernel without an option the profile's kernel pin requires: the 16K-page flavour, one without the NVMe driver", async () => {
+    const sixteenK = GENERIC_CONFIG.replace('CONFIG_ARM64_4K_PAGES=y', '# CONFIG_ARM64_4K_PAGES is not set').replace('# CONFIG_ARM64_16K_PAGES is not set', 'CONFIG_ARM64_16K_PAGES=y');
+    const err = await failure(() => build({ kernelConfig: sixteenK }));
+    expect(err.message).toBe(`kernel ${VERSION} lacks what profile pi5 needs: CONFIG_ARM64_4K_PAGES is not set, needs y`);
+    expect(err.hint).toMatch(/not the 16K-page flavour/);
+    const noNvme = await failure(() => build({ kernelConfig: GENERIC_CONFIG.replace('CONFIG_BLK_DEV_NVME=m', '# CONFIG_BLK_DEV_NVME is not set').replace('CONFIG_SERIAL_AMBA_PL011=y', 'CONFIG_SERIAL_AMBA_PL011=m') }));
+    expect(noNvme.message).toBe(`kernel ${VERSION} lacks what profile pi5 needs: CONFIG_BLK_DEV_NVME is not set, needs y or m; CONFIG_SERIAL_AMBA_PL011 is m, needs y`);
   });
 
   it('refuses an initrd over the limit, saying how to make it smaller', async () => {

@@ -1,0 +1,43 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { listTree, planFactoryFreshCleanup } from '../../../../agent/factory-qa/index.ts';
+import { qaFixture } from './checks/qa-fixtures.ts';
+
+// test/fixtures/factory-qa/after-qa: a unit's data partition, root file system and FAT after
+// a QA boot, and shipped.json: what the image had there before it ever booted.
+const tree = qaFixture('after-qa');
+
+describe('factory-fresh cleanup plan', () => {
+  it('removes what QA created, keeps the report and the claim code', async () => {
+    const shipped = JSON.parse(await readFile(join(tree, 'shipped.json'), 'utf8')) as { data: string[]; root: string[] };
+    const plan = planFactoryFreshCleanup({
+      shippedData: shipped.data,
+      presentData: await listTree(join(tree, 'data')),
+      shippedRoot: shipped.root,
+      presentRoot: await listTree(join(tree, 'root')),
+      presentFat: await readdir(join(tree, 'fat')),
+    });
+    expect(plan.removeData).toEqual([
+      { path: 'agent', why: "the agent's state (journal, preseed record, database, boot and health records)" },
+      { path: 'docker/network', why: 'created during QA' },
+      { path: 'secrets', why: 'per-device secrets' },
+    ]);
+    expect(plan.removeRoot).toEqual([
+      { path: 'etc/ssh/ssh_host_ed25519_key', why: 'SSH host keys (each unit makes its own on its first real boot)' },
+      { path: 'etc/ssh/ssh_host_ed25519_key.pub', why: 'SSH host keys (each unit makes its own on its first real boot)' },
+      { path: 'var/lib/systemd/random-seed', why: 'the random seed' },
+      { path: 'var/lib/systemd/timers', why: 'created during QA' },
+      { path: 'var/log/journal/4f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c', why: 'the systemd journal' },
+      { path: 'var/log/memu-qa.log', why: 'logs' },
+    ]);
+    expect(plan.removeFat).toEqual([{ path: 'memu-qa.json', why: "the station's QA settings with this unit's signing key" }]);
+    expect(plan).toMatchObject({ rewritePreseed: true, emptyMachineId: true });
+    expect(plan.keep.sort()).toEqual(['factory-qa', 'factory-qa/memu-qa-report.json', 'factory-qa/memu-qa-report.json.sig', 'fat:memu-preseed.json', 'fat:memu-qa-report.json', 'fat:memu-qa-report.json.sig']);
+  });
+
+  it('outside the directories a boot writes to, the root file system is left alone; a unit that never booted needs nothing removed', () => {
+    const plan = planFactoryFreshCleanup({ shippedData: ['docker'], presentData: ['docker'], shippedRoot: [], presentRoot: ['etc/hostname', 'usr/bin/new-tool'], presentFat: [] });
+    expect(plan).toMatchObject({ removeData: [], removeRoot: [], removeFat: [], rewritePreseed: false });
+  });
+});
