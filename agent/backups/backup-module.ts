@@ -64,8 +64,10 @@ export function createBackupModule(opts: BackupModuleOptions, log: Logger): Back
       if (created) log.info({ path: paths.passwordFile }, 'backup repository password generated');
       await ensureDirectory(paths.stagingDir, 0o700);
       await rm(join(paths.stagingDir, 'memu-backup-set'), { recursive: true, force: true });
-      // A box without restic still starts; backups then fail with this reason.
-      await resticVersion(opts.resticBinary).then(
+      // Only for the log: a run asks restic's version again when it opens a repository. Not
+      // awaited, so the agent's later modules do not wait for a fork of restic at start; a
+      // box without restic still starts, and its backups fail with this reason.
+      void resticVersion(opts.resticBinary).then(
         (version) => log.info({ version }, 'restic ready'),
         (err: unknown) => log.warn({ reason: (err as Error).message }, 'backups are unavailable'),
       );

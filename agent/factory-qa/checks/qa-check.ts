@@ -11,29 +11,26 @@ export type QaCheckOutcome = Omit<QaCheckResult, 'durationMs'> & { durationMs?: 
 
 /** A measurement that must reach `min`. */
 export function atLeast(check: string, measured: number, min: number, unit: string, what: string): QaCheckOutcome {
-  const verdict = measured >= min ? 'pass' : 'fail';
-  const shown = `${formatNumber(measured)}${unitSuffix(unit)}`;
-  return {
-    check,
-    verdict,
-    measured,
-    unit,
-    threshold: { min },
-    reason: verdict === 'pass' ? `${what}: ${shown}, at least ${formatNumber(min)}${unitSuffix(unit)} needed.` : `${what}: ${shown}, below the ${formatNumber(min)}${unitSuffix(unit)} needed.`,
-  };
+  return bounded(check, measured, { min }, unit, what);
 }
 
 /** A measurement that must stay at or below `max`. */
 export function atMost(check: string, measured: number, max: number, unit: string, what: string): QaCheckOutcome {
-  const verdict = measured <= max ? 'pass' : 'fail';
-  const shown = `${formatNumber(measured)}${unitSuffix(unit)}`;
+  return bounded(check, measured, { max }, unit, what);
+}
+
+function bounded(check: string, measured: number, threshold: { min: number } | { max: number }, unit: string, what: string): QaCheckOutcome {
+  const [limit, pass, allowed, below] =
+    'min' in threshold ? [threshold.min, measured >= threshold.min, 'at least', 'below'] : [threshold.max, measured <= threshold.max, 'at most', 'above'];
+  const shown = (n: number) => `${formatNumber(n)}${unitSuffix(unit)}`;
+  const needed = 'min' in threshold ? 'needed' : 'allowed';
   return {
     check,
-    verdict,
+    verdict: pass ? 'pass' : 'fail',
     measured,
     unit,
-    threshold: { max },
-    reason: verdict === 'pass' ? `${what}: ${shown}, at most ${formatNumber(max)}${unitSuffix(unit)} allowed.` : `${what}: ${shown}, above the ${formatNumber(max)}${unitSuffix(unit)} allowed.`,
+    threshold,
+    reason: pass ? `${what}: ${shown(measured)}, ${allowed} ${shown(limit)} ${needed}.` : `${what}: ${shown(measured)}, ${below} the ${shown(limit)} ${needed}.`,
   };
 }
 

@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackupService, type BackupService } from '../../../../agent/backups/index.ts';
-import { createMaintenanceLock } from '../../../../agent/maintenance/maintenance-lock.ts';
-import { createFamilyFiles, requireBackupPrerequisites } from './backup-fixtures.ts';
+import type { BackupService } from '../../../../agent/backups/index.ts';
+import { createFamilyFiles, requireBackupPrerequisites, testBackupService } from './backup-fixtures.ts';
 
 /**
  * The USB backup drive, real: an ext4 filesystem labelled MEMU-BACKUP on a loop device
@@ -44,20 +43,7 @@ beforeAll(async () => {
   await symlink(loop, join(byLabelDir, 'MEMU-BACKUP'));
   const dataDir = join(work, 'data');
   await createFamilyFiles(dataDir, 10);
-  service = createBackupService(
-    {
-      dataDir,
-      lock: createMaintenanceLock(),
-      stack: { runExclusive: (_reason, fn) => fn() },
-      databases: async () => [],
-      familyDb: () => undefined,
-      host: async () => 'memu-test',
-      stackVersions: () => ({ memuOs: '0.1.0-test' }),
-      tickMs: 3600_000,
-      driveRoots: { byLabelDir, mountPoint },
-    },
-    log,
-  );
+  service = testBackupService(dataDir, log, { driveRoots: { byLabelDir, mountPoint } });
   await service.start();
 }, 60_000);
 

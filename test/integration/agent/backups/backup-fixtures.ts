@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Logger } from 'pino';
-import type { BackupEngineOptions, DatabaseDumpSource, RestoreCommand } from '../../../../agent/backups/index.ts';
+import { createBackupService, type BackupEngineOptions, type BackupService, type BackupServiceOptions, type DatabaseDumpSource, type RestoreCommand } from '../../../../agent/backups/index.ts';
+import { createMaintenanceLock } from '../../../../agent/maintenance/index.ts';
 import type { FamilyDb } from '../../../../agent/family-db/index.ts';
 import { PG_BIN, type PostgresCluster } from '../../../helpers/postgres.ts';
 import { isRoot } from '../../../helpers/prerequisites.ts';
@@ -176,4 +177,26 @@ export function engineOptions(baseDir: string, passwordFile: string, log: Logger
     progressFps: 4,
     ...extra,
   };
+}
+
+/**
+ * A backup service over `dataDir` with nothing around it: its own maintenance lock, a stack
+ * hold that holds nothing, no databases, no memu.db, and a schedule that never ticks in a
+ * test's time; `extra` adds or replaces any of it.
+ */
+export function testBackupService(dataDir: string, log: Logger, extra: Partial<BackupServiceOptions> = {}): BackupService {
+  return createBackupService(
+    {
+      dataDir,
+      lock: createMaintenanceLock(),
+      stack: { runExclusive: (_reason, fn) => fn() },
+      databases: async () => [],
+      familyDb: () => undefined,
+      host: async () => 'memu-test',
+      stackVersions: () => ({ memuOs: '0.1.0-test' }),
+      tickMs: 3600_000,
+      ...extra,
+    },
+    log,
+  );
 }

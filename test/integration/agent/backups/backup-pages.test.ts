@@ -3,14 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackupService, type BackupService } from '../../../../agent/backups/index.ts';
+import type { BackupService } from '../../../../agent/backups/index.ts';
 import { backupRoutes } from '../../../../agent/dashboard/backup-routes.ts';
 import type { DashboardContext } from '../../../../agent/dashboard/dashboard-context.ts';
 import { Notices } from '../../../../agent/dashboard/dashboard-page.ts';
 import { familyFormats } from '../../../../agent/dashboard/format.ts';
 import { createHttpModule, type HttpModule } from '../../../../agent/http/index.ts';
-import { createMaintenanceLock } from '../../../../agent/maintenance/maintenance-lock.ts';
-import { createFamilyFiles, requireBackupPrerequisites } from './backup-fixtures.ts';
+import { createFamilyFiles, requireBackupPrerequisites, testBackupService } from './backup-fixtures.ts';
 
 /**
  * The admin's Backups page over HTTP with the real http module (CSRF, form posts) and the
@@ -55,19 +54,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'memu-backup-pages-'));
   dataDir = join(work, 'data');
   await createFamilyFiles(dataDir, 10);
-  service = createBackupService(
-    {
-      dataDir,
-      lock: createMaintenanceLock(),
-      stack: { runExclusive: (_reason, fn) => fn() },
-      databases: async () => [],
-      familyDb: () => undefined,
-      host: async () => 'memu-test',
-      stackVersions: () => ({ memuOs: '0.1.0-test' }),
-      tickMs: 3600_000,
-    },
-    log,
-  );
+  service = testBackupService(dataDir, log);
   await service.start();
   const ctx = {
     log,

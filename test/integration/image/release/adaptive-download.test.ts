@@ -14,7 +14,7 @@ import { deterministicBytes, FIXTURE_EPOCH, writeRootTree } from './build-output
 // images that differ only in the agent, with a real RAUC bundle and its squashfs tables.
 const hasTools = prerequisite(
   'rauc, mksquashfs and rdsquashfs (Debian packages rauc, squashfs-tools, squashfs-tools-ng)',
-  (await Promise.all([runCommandOutcome('rauc', ['--version']), runCommandOutcome('rdsquashfs', ['--version'])])).every((r) => r.code === 0),
+  (await Promise.all([runCommandOutcome('rauc', ['--version']), runCommandOutcome('mksquashfs', ['-version']), runCommandOutcome('rdsquashfs', ['--version'])])).every((r) => r.code === 0),
 );
 
 const ROOT_BYTES = 64 << 20;
