@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createAdminAuthModule, type AdminAuthModule } from './admin-auth/index.ts';
-import { createBackupService, dockerThrowawayPostgres, postgresContainerDumps, type BackupService } from './backups/index.ts';
+import { createBackupService, createBoxRestoreService, dockerThrowawayPostgres, postgresContainerDumps, postgresContainerRestores, waitForDatabaseServices, type BackupService, type BoxRestoreService } from './backups/index.ts';
 import type { AgentConfig } from './config.ts';
 import { createDashboardModule, localApiTailnet, systemctlPower, type DashboardModule } from './dashboard/index.ts';
 import { deviceRootEffects, readStoredSettings } from './device-settings/index.ts';
+import { createFactoryQaModule, type FactoryQaModule } from './factory-qa/index.ts';
 import { createFamilyDbModule, type FamilyDbModule } from './family-db/index.ts';
 import { createFamilyMembersModule, type AccountServiceEndpoints, type FamilyMembersModule } from './family-members/index.ts';
 import { createHealthModule, deviceHealth, type HealthCheck, type HealthModule } from './health/index.ts';
@@ -12,7 +13,7 @@ import { createHttpModule, type HttpModule } from './http/index.ts';
 import { createMaintenanceLock, type MaintenanceLock } from './maintenance/index.ts';
 import type { AgentModule } from './module.ts';
 import { agentApiKeyDigest, createProvisioningModule, readDeviceSecrets, type ProvisioningModule } from './provisioning/index.ts';
-import { createSetupWizardModule, type SetupWizardModule } from './setup-wizard/index.ts';
+import { createSetupWizardModule, readProgress, type SetupWizardModule } from './setup-wizard/index.ts';
 import { containerName, createStackModule, type StackModule, type StackModuleOptions } from './stack/index.ts';
 import { tailscaleControl } from './tailscale/index.ts';
 import { createWatchdogModule, systemdWatchdogUsec, type WatchdogModule } from './watchdog/index.ts';
@@ -22,6 +23,7 @@ import { runCommand } from '../shared/process/run-command.ts';
 export interface Agent {
   start(): Promise<void>;
   stop(): Promise<void>;
+  factoryQa: FactoryQaModule;
   stack: StackModule;
   provisioning: ProvisioningModule;
   familyDb: FamilyDbModule;
@@ -31,6 +33,7 @@ export interface Agent {
   /** Backups, restores and (later) updates take it, so they never run at once. */
   maintenance: MaintenanceLock;
   backups: BackupService;
+  boxRestore: BoxRestoreService;
   health: HealthModule;
   dashboard: DashboardModule;
   http: HttpModule;
@@ -46,8 +49,11 @@ const SYNAPSE_URL = 'http://127.0.0.1:8008';
  * Builds the agent's modules in dependency order, each handed the interfaces it needs,
  * and starts them in that order (stopped in reverse):
  *
+ *   factory-qa      the state of a factory QA boot, for the HDMI console and GET /api/factory-qa
  *   stack           finds the installed stack; idle until provisioning is done
- *   provisioning    first boot, with the stack's bring-up as one of its steps
+ *   provisioning    first boot, with the stack's bring-up as one of its steps; or, when the
+ *                   preseed says factoryQa: true, the QA run, the power-off and (as it stops,
+ *                   after every module after it) the factory-fresh cleanup
  *   family-db       memu.db: the family, its admin and members, sessions, audit log
  *   admin-auth      the admin's sessions, sign-in pages, rate limits on secrets
  *   family-members  members and their accounts on the stack's services
@@ -55,6 +61,8 @@ const SYNAPSE_URL = 'http://127.0.0.1:8008';
  *   backups         the family's backup targets, the daily backup (stack held still only while
  *                   the databases are dumped), the weekly check and restore drill, "back up now",
  *                   single-item restores; under the maintenance lock that updates will share
+ *   box-restore     the wizard's restore onto a new box: files, databases before the apps, memu.db;
+ *                   at start, finishes one a power cut stopped after memu.db was in
  *   health          the device's checks on their schedules, repairs with loop breakers, and the
  *                   liveness answer, report and metrics from them and from every module
  *   dashboard       the admin's pages: services, storage, members, Tailscale, account, power, audit
@@ -69,8 +77,11 @@ export function createAgent(
 ): Agent {
   const child = (module: string) => log.child({ module });
   const stack = createStackModule({ stackDir: config.stackDir, dataDir: config.dataDir, dockerSocket: config.dockerSocket, tuning: tuning.stack }, child('stack'));
+  const factoryQa = createFactoryQaModule({ imageVersion: config.version, dataDir: config.dataDir }, child('factory-qa'));
   const provisioning = createProvisioningModule(config, child('provisioning'), {
     stackSteps: [{ name: 'bring-stack-up', run: (stepLog) => stack.bringUp(stepLog) }],
+    // --no-block: systemctl returns at once instead of being ended with the agent's cgroup on the way down.
+    factoryQa: { qa: factoryQa, powerOff: async () => void (await runCommand('systemctl', ['--no-block', 'poweroff'])) },
   });
   const familyDb = createFamilyDbModule({ dataDir: config.dataDir }, child('family-db'));
   const db = () => familyDb.db;
@@ -87,6 +98,8 @@ export function createAgent(
       tailscale: () => tailscaleControl({ socketPath: TAILSCALE_SOCKET, hostname, log: child('tailscale') }),
       rootEffects: deviceRootEffects(join(config.sysBlockDir, '..', 'net')),
       sysClassNetDir: join(config.sysBlockDir, '..', 'net'),
+      // The box-restore service is made below, with the backups it reads.
+      restore: { driveAttached: () => boxRestore.driveAttached(), begin: (input, password) => boxRestore.begin(input, password), state: () => boxRestore.state() },
     },
     child('setup-wizard'),
   );
@@ -111,6 +124,23 @@ export function createAgent(
       throwawayDatabase: dockerThrowawayPostgres({ image: () => stackPostgresImage(stack), log: child('backups') }),
     },
     child('backups'),
+  );
+  const boxRestore = createBoxRestoreService(
+    {
+      dataDir: config.dataDir,
+      engine: backups.engine,
+      lock: maintenance,
+      stack,
+      familyDb,
+      databases: async () => stackDatabaseForRestore(config, stack),
+      setupFinished: () => {
+        const open = openFamilyDb();
+        return open ? readProgress(open).finished : false;
+      },
+      // The old box's targets and schedule came back with its secrets.
+      restored: () => backups.reload(),
+    },
+    child('box-restore'),
   );
   const device = tuning.healthChecks
     ? { checks: tuning.healthChecks }
@@ -142,7 +172,8 @@ export function createAgent(
     },
     child('dashboard'),
   );
-  const beforeHttp: AgentModule[] = [stack, provisioning, familyDb, adminAuth, members, wizard, backups, health, dashboard];
+  // Provisioning stays before every module that writes to the data partition: it stops after them, and a passed QA unit is cleaned then.
+  const beforeHttp: AgentModule[] = [factoryQa, stack, provisioning, familyDb, adminAuth, members, wizard, backups, boxRestore, health, dashboard];
   const http = createHttpModule(
     {
       listenHosts: config.listenHosts,
@@ -160,6 +191,7 @@ export function createAgent(
   const started: AgentModule[] = [];
   let stopping = false;
   return {
+    factoryQa,
     stack,
     provisioning,
     familyDb,
@@ -168,6 +200,7 @@ export function createAgent(
     wizard,
     maintenance,
     backups,
+    boxRestore,
     health,
     dashboard,
     http,
@@ -222,6 +255,20 @@ async function stackDatabases(config: AgentConfig, stack: StackModule) {
     user: 'postgres',
     password: async () => (await readDeviceSecrets(config.dataDir)).stack.postgresPassword,
   });
+}
+
+/** The stack's PostgreSQL for a whole-box restore; undefined when the installed stack has none (the demo's). */
+function stackDatabaseForRestore(config: AgentConfig, stack: StackModule) {
+  const status = stack.status();
+  if (status.state !== 'present' || !status.project || !Object.hasOwn(status.services, 'memu_postgres')) return undefined;
+  return postgresContainerRestores(
+    { container: containerName(status.project, 'memu_postgres'), user: 'postgres', password: async () => (await readDeviceSecrets(config.dataDir)).stack.postgresPassword },
+    () =>
+      waitForDatabaseServices(() => {
+        const now = stack.status();
+        return now.state === 'present' ? now.services : {};
+      }),
+  );
 }
 
 /** The image memu_postgres runs (by digest, as the lock pinned it): the restore drill's throwaway database runs the same. */

@@ -110,12 +110,51 @@ const vmSchema = z
   })
   .strict();
 
+/** A regular expression as text; refused here when it does not compile, so QA never meets a broken one on the bench. */
+const patternSchema = z.string().refine((text) => {
+  try {
+    new RegExp(text);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'is not a valid regular expression');
+
+/**
+ * What factory QA holds each unit of this target to (agent/factory-qa). Units are in the
+ * names; the numbers come from the boards' data sheets until `memu qa thresholds` suggests
+ * better ones from real units' reports.
+ */
 const qaThresholdsSchema = z
   .object({
     minMemoryMiB: z.number().int().positive(),
+    /** How much memory memtester tests in one pass; 0 skips the test. */
+    memoryTestMiB: z.number().int().nonnegative(),
+    minCpuCores: z.number().int().positive(),
+    /** The CPU model (`model name`, or the Arm core's name, e.g. "Cortex-A76") must match; absent: any. */
+    cpuModelPattern: patternSchema.optional(),
+    /** The board's model string (device tree `model`, or DMI vendor and product) must match. */
+    boardModelPattern: patternSchema,
     maxIdleTemperatureC: z.number().positive(),
+    /** The temperature allowed after `stressSeconds` of full load on every core (stress-ng). */
+    maxLoadTemperatureC: z.number().positive(),
+    stressSeconds: z.number().int().positive(),
+    /** Fails a unit without an NVMe drive. */
+    nvmeRequired: z.boolean(),
+    /** The PCIe link the NVMe drive must train to: GT/s per lane (2.5 Gen 1, 5.0 Gen 2, 8.0 Gen 3) and lanes; 0 skips. */
+    minPcieGTps: z.number().nonnegative(),
+    minPcieLinkWidth: z.number().int().nonnegative(),
+    /** A new drive has used almost none of its rated life (SMART "percentage used"); more means a used or faulty drive. */
+    maxNvmePercentUsed: z.number().nonnegative().max(100),
     minDiskWriteMBps: z.number().positive(),
     minDiskReadMBps: z.number().positive(),
+    /** The SKU under test has the NPU fitted (features.npu only says one is optional). */
+    npuRequired: z.boolean(),
+    /** 0: a link is enough (virtual NICs report no speed). */
+    minEthernetMbps: z.number().int().nonnegative(),
+    /** Networks a Wi-Fi scan must see where the target has Wi-Fi. */
+    minWifiNetworks: z.number().int().nonnegative(),
+    watchdogRequired: z.boolean(),
     /** Warm reboots in a row the factory QA run must survive (Pi 5 NVMe lesson). */
     rebootCycles: z.number().int().nonnegative(),
   })

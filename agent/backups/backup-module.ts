@@ -18,6 +18,8 @@ export interface BackupModuleOptions {
 export interface BackupModule extends AgentModule {
   /** Opens a target's existing repository. */
   open(target: BackupTarget): Promise<BackupRepository>;
+  /** Opens another device's repository with the password in `passwordFile` (a recovery kit's, typed on a new box). */
+  openWithPassword(target: BackupTarget, passwordFile: string): Promise<BackupRepository>;
   /** Makes a repository at a new target (or takes the one there made with this device's password). */
   init(target: BackupTarget): Promise<{ repository: BackupRepository; created: boolean }>;
   /** The password file: the recovery kit shows its content. */
@@ -78,6 +80,9 @@ export function createBackupModule(opts: BackupModuleOptions, log: Logger): Back
     },
     async open(target) {
       return track(await openBackupRepository(target, engine));
+    },
+    async openWithPassword(target, passwordFile) {
+      return track(await openBackupRepository(target, { ...engine, passwordFile }));
     },
     async init(target) {
       const result = await initBackupRepository(target, engine);

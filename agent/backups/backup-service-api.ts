@@ -97,6 +97,8 @@ export interface BackupService extends AgentModule {
   restoreItem(targetId: string, runId: string, path: string, into: string): Promise<{ directory: string; files: number; bytes: number }>;
   /** Restores the newest set of the first target into throwaway space and compares (weekly after the backup; the page's button). */
   runDrill(): Promise<RestoreDrillResult>;
+  /** Reads the settings and state from the data partition again (after a restore onto a new box brought the old box's). */
+  reload(): Promise<void>;
   /** Formats a drive the admin named (and confirmed) as the backup drive; refuses a drive in use. */
   prepareDrive(disk: string): Promise<void>;
   readonly health: HealthSource;

@@ -13,7 +13,7 @@ import type { BackupRepository } from './backup-repository.ts';
 import type { BackupProgress, DatabaseDumpSource } from './backup-run.ts';
 import { CHECK_SUBSETS, parseDailyTime, scheduleDecision } from './backup-schedule.ts';
 import { DEVICE_DRIVE_ROOTS, mountBackupDrive, prepareBackupDrive, unmountBackupDrive, type BackupDriveRoots } from './backup-drive.ts';
-import { publicTarget, readBackupSettings, TargetNotFoundError, targetAddress, targetFromInput, writeBackupSettings, type BackupSettings, type BackupTargetSettings, type TargetInput } from './backup-settings.ts';
+import { publicTarget, readBackupSettings, resticTarget, TargetNotFoundError, targetAddress, targetFromInput, writeBackupSettings, type BackupSettings, type BackupTargetSettings, type TargetInput } from './backup-settings.ts';
 import { readBackupState, writeBackupState, type BackupState } from './backup-state.ts';
 import type { BackupTarget } from './repository.ts';
 import { DEFAULT_RETENTION } from './retention.ts';
@@ -81,18 +81,7 @@ export function createBackupService(opts: BackupServiceOptions, log: Logger): Ba
       stateCache = s;
     });
 
-  const engineTarget = (t: BackupTargetSettings): BackupTarget => {
-    switch (t.kind) {
-      case 'usb-drive':
-        return { kind: 'local', path: targetAddress(t, driveRoots.mountPoint) };
-      case 'directory':
-        return { kind: 'local', path: t.path };
-      case 's3':
-        return { kind: 's3', url: t.url, env: { AWS_ACCESS_KEY_ID: t.accessKeyId, AWS_SECRET_ACCESS_KEY: t.secretAccessKey, ...(t.region ? { AWS_DEFAULT_REGION: t.region } : {}) } };
-      default:
-        return { kind: t.kind, url: t.url };
-    }
-  };
+  const engineTarget = (t: BackupTargetSettings): BackupTarget => resticTarget(t, driveRoots.mountPoint);
 
   const findTarget = async (id: string): Promise<BackupTargetSettings> => {
     const target = (await settings()).targets.find((t) => t.id === id);
@@ -428,6 +417,18 @@ export function createBackupService(opts: BackupServiceOptions, log: Logger): Ba
           if (target.kind === 'usb-drive') await unmountBackupDrive(driveRoots, log).catch(() => undefined);
         }
       });
+    },
+    async reload() {
+      await serialised(async () => {
+        settingsCache = stateCache = settingsProblem = undefined;
+        repositories.clear();
+        try {
+          await settings();
+        } catch (err) {
+          settingsProblem = (err as Error).message;
+        }
+      });
+      log.info({ targets: settingsCache?.targets.length ?? 0 }, 'backup settings read again');
     },
     runDrill() {
       return opts.lock.run('restore-drill', () => drill());

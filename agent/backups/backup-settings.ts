@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { describeInvalid } from '../../shared/errors.ts';
 import { readJsonIfPresent, writeFileDurably } from '../../shared/files/durable-files.ts';
 import { DAILY_TIME_PATTERN, DEFAULT_DAILY_TIME } from './backup-schedule.ts';
-import { displayLocation } from './repository.ts';
+import { displayLocation, type BackupTarget } from './repository.ts';
 
 /**
  * Where the family's backups go and when: kept as one 0600 JSON file in the device's
@@ -154,6 +154,20 @@ export function targetAddress(target: BackupTargetSettings, driveMountPoint = '/
       return target.path;
     default:
       return target.url;
+  }
+}
+
+/** The repository restic opens for a target (the USB drive's once it is mounted at `driveMountPoint`). */
+export function resticTarget(t: BackupTargetSettings, driveMountPoint: string): BackupTarget {
+  switch (t.kind) {
+    case 'usb-drive':
+      return { kind: 'local', path: targetAddress(t, driveMountPoint) };
+    case 'directory':
+      return { kind: 'local', path: t.path };
+    case 's3':
+      return { kind: 's3', url: t.url, env: { AWS_ACCESS_KEY_ID: t.accessKeyId, AWS_SECRET_ACCESS_KEY: t.secretAccessKey, ...(t.region ? { AWS_DEFAULT_REGION: t.region } : {}) } };
+    default:
+      return { kind: t.kind, url: t.url };
   }
 }
 

@@ -20,3 +20,8 @@ export { BACKUP_DRIVE_LABEL, DEVICE_DRIVE_ROOTS, prepareBackupDrive } from './ba
 export type { BackupDriveRoots } from './backup-drive.ts';
 export { dockerThrowawayPostgres, runRestoreDrill } from './restore-drill.ts';
 export type { RestoreDrillResult, ThrowawayDatabase } from './restore-drill.ts';
+export { postgresContainerRestores } from './postgres-dumps.ts';
+export { createBoxRestoreService } from './box-restore-service.ts';
+export type { BoxRestoreService, BoxRestoreState } from './box-restore-service.ts';
+export { BOX_RESTORE_STAGES, restoreOntoThisBox, readBoxRestoreRecord, waitForDatabaseServices } from './box-restore.ts';
+export type { BoxRestoreProgress, BoxRestoreRecord, DatabaseRestoreTarget } from './box-restore.ts';

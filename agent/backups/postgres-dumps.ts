@@ -1,6 +1,7 @@
 import { runCommandOutcome } from '../../shared/process/run-command.ts';
 import { BackupError } from './backup-errors.ts';
 import type { DatabaseDumpSource } from './backup-run.ts';
+import type { DatabaseRestoreTarget } from './box-restore.ts';
 
 /**
  * The dumps of every database in the stack's PostgreSQL, taken inside its running
@@ -44,4 +45,26 @@ export async function postgresContainerDumps(pg: PostgresContainer): Promise<Dat
     .map((l) => l.trim())
     .filter(Boolean)
     .map((name) => ({ name, command: [docker, ...dockerExecArgs(pg, ['pg_dump', '--format=custom', '-d', name])], env }));
+}
+
+/**
+ * The stack's PostgreSQL as a whole-box restore writes into it: each database dropped (the
+ * init made it empty) and created again from its dump by `pg_restore --create`, which
+ * brings back its owner, encoding and collation. The password is asked when used: the
+ * restored secrets bring the old box's.
+ */
+export function postgresContainerRestores(pg: PostgresContainer, ready: () => Promise<void>): DatabaseRestoreTarget {
+  const docker = pg.docker ?? 'docker';
+  return {
+    ready,
+    async drop(name) {
+      const dropped = await runCommandOutcome(docker, dockerExecArgs(pg, ['psql', '-d', 'postgres', '-AtX', '-v', 'ON_ERROR_STOP=1', '-c', `DROP DATABASE IF EXISTS "${name.replaceAll('"', '""')}" WITH (FORCE)`]), {
+        env: { PGPASSWORD: await pg.password() },
+      });
+      if (dropped.code !== 0) throw new Error(`the empty database ${name} could not be removed before the restore: ${(dropped.startError ?? dropped.stderr.trim()) || `exit ${dropped.code}`}`);
+    },
+    async restoreCommand() {
+      return { command: [docker, ...dockerExecArgs(pg, ['pg_restore', '--create', '--exit-on-error', '-d', 'postgres'])], env: { PGPASSWORD: await pg.password() } };
+    },
+  };
 }

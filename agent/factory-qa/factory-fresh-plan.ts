@@ -38,6 +38,12 @@ export interface FactoryFreshPlan {
   rewritePreseed: boolean;
   /** Empty /etc/machine-id again, as the image ships it: systemd then treats the next boot as the first. */
   emptyMachineId: boolean;
+  /**
+   * QA's own bookkeeping on the data partition (the listing this plan was made from),
+   * removed after everything else and before the preseed's rewrite: until then a power cut
+   * finds the listing and plans again from it.
+   */
+  removeDataLast: Removal[];
   keep: string[];
 }
 
@@ -45,6 +51,41 @@ export interface FactoryFreshPlan {
 export const ROOT_DIRS_WRITTEN_AT_BOOT = ['var/log', 'var/lib/systemd', 'var/lib/dhcp', 'var/tmp', 'etc/ssh', 'root'] as const;
 
 const KEEP_DATA = ['factory-qa', `factory-qa/${QA_REPORT_FILE_NAME}`, `factory-qa/${QA_REPORT_SIGNATURE_FILE_NAME}`];
+/** What the data partition and the root file system held when the QA boot began, before QA wrote anything (shipped-listing.ts). */
+export const SHIPPED_LISTING_PATH = 'factory-qa/shipped-listing.json';
+
+/**
+ * Folders of the data partition that only the agent writes, on the device: an image never
+ * ships them, so a listing taken during a boot leaves them out and the plan removes them.
+ */
+export const DATA_DIRS_NEVER_SHIPPED = ['agent', 'secrets', 'factory-qa', 'device-settings', 'config', 'cache'] as const;
+
+/**
+ * What every boot writes below ROOT_DIRS_WRITTEN_AT_BOOT before the agent starts (the SSH
+ * host keys from memu-ssh-hostkeys.service, the journal, the random seed, timer stamps,
+ * DHCP leases, temporary files): a listing taken at QA start finds them already there,
+ * so they never count as shipped.
+ */
+const MADE_BY_EVERY_BOOT: RegExp[] = [
+  /^etc\/ssh\/ssh_host_/,
+  /^var\/log\/journal\/./,
+  /^var\/lib\/systemd\/(random-seed|timers\/.|timesync\/.|catalog\/.|linger\/.|coredump\/.|backlight\/.|rfkill\/.|pstore\/.)/,
+  /^var\/lib\/dhcp\/./,
+  /^var\/tmp\/./,
+  /^root\/\.(bash_history|lesshst|viminfo)$/,
+];
+
+/**
+ * The "shipped" side of a plan from listings taken at the start of a QA boot: the agent's
+ * own data folders and what every boot writes are left out, so the plan removes them.
+ */
+export function shippedFromBootListing(listing: { data: readonly string[]; root: readonly string[] }): { data: string[]; root: string[] } {
+  const neverShipped = (p: string) => DATA_DIRS_NEVER_SHIPPED.some((d) => p === d || p.startsWith(`${d}/`));
+  return {
+    data: listing.data.map(normalise).filter((p) => !neverShipped(p)),
+    root: listing.root.map(normalise).filter((p) => !MADE_BY_EVERY_BOOT.some((pattern) => pattern.test(p))),
+  };
+}
 const KEEP_FAT = [PRESEED_FILE_NAME, QA_REPORT_FILE_NAME, QA_REPORT_SIGNATURE_FILE_NAME];
 
 /** The reason a path goes, for the log and the test: the first rule that names it. */
@@ -62,7 +103,8 @@ const ROOT_REASONS: [RegExp, string][] = [
 ];
 
 export function planFactoryFreshCleanup(input: FactoryFreshInput): FactoryFreshPlan {
-  const data = newPaths(input.shippedData, input.presentData, KEEP_DATA).map((path) => ({ path, why: reasonFor(path, DATA_REASONS, 'created during QA') }));
+  const bookkeeping = input.presentData.map(normalise).filter((p) => p === SHIPPED_LISTING_PATH);
+  const data = newPaths(input.shippedData, input.presentData, [...KEEP_DATA, ...bookkeeping]).map((path) => ({ path, why: reasonFor(path, DATA_REASONS, 'created during QA') }));
   const root = newPaths(input.shippedRoot, input.presentRoot.filter((p) => ROOT_DIRS_WRITTEN_AT_BOOT.some((d) => p === d || p.startsWith(`${d}/`))), []).map((path) => ({
     path,
     why: reasonFor(path, ROOT_REASONS, 'created during QA'),
@@ -72,7 +114,8 @@ export function planFactoryFreshCleanup(input: FactoryFreshInput): FactoryFreshP
     .map((path) => ({ path, why: "the station's QA settings with this unit's signing key" }));
   const hasPreseed = input.presentFat.some((n) => n.toLowerCase() === PRESEED_FILE_NAME);
   const keep = [...input.presentData.filter((p) => KEEP_DATA.includes(p)), ...input.presentFat.filter((n) => KEEP_FAT.includes(n.toLowerCase())).map((n) => `fat:${n}`)];
-  return { removeData: data, removeRoot: root, removeFat: fat, rewritePreseed: hasPreseed, emptyMachineId: true, keep };
+  const removeDataLast = bookkeeping.map((path) => ({ path, why: "QA's listing of what the unit held before QA" }));
+  return { removeData: data, removeRoot: root, removeFat: fat, rewritePreseed: hasPreseed, emptyMachineId: true, removeDataLast, keep };
 }
 
 /** Present paths that were not shipped and are not kept, topmost only. */

@@ -1,118 +1,203 @@
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { HardwareProfile } from '../../hardware/index.ts';
 import { parsePreseed, PRESEED_FILE_NAME, PRESEED_MAX_BYTES } from '../../shared/contracts/preseed.ts';
-import { parseQaSettings, QA_SETTINGS_FILE_NAME, QA_SETTINGS_MAX_BYTES, type QaCheckResult, type QaReport } from '../../shared/contracts/qa-report.ts';
+import {
+  parseQaReport,
+  parseQaSettings,
+  QA_REPORT_FILE_NAME,
+  QA_REPORT_SIGNATURE_FILE_NAME,
+  QA_SETTINGS_FILE_NAME,
+  QA_SETTINGS_MAX_BYTES,
+  type QaReport,
+} from '../../shared/contracts/qa-report.ts';
 import { openFatVolume, type FatVolume } from '../../shared/fat/fat-volume.ts';
+import { ignoreNotFound } from '../../shared/errors.ts';
 import type { AgentModule } from '../module.ts';
 import { readIdentity } from './checks/identity.ts';
-import { runFactoryQa } from './qa-run.ts';
-import { factoryQaSteps, type QaStep } from './qa-steps.ts';
+import type { QaCommandRunner } from './checks/qa-check.ts';
+import type { FactoryQaState } from './factory-qa-state.ts';
+import { factoryQaRoutes } from './factory-qa-routes.ts';
+import { consoleText, issueFileConsole, type QaConsole } from './qa-console.ts';
+import { factoryQaPaths, runFactoryQa } from './qa-run.ts';
+import { factoryQaSteps, type QaStep, type QaStepOptions } from './qa-steps.ts';
 import { qaThresholdsFor, type QaThresholds } from './qa-thresholds.ts';
 
-export type FactoryQaState =
-  | { status: 'waiting' }
-  | { status: 'running'; step: string | undefined; done: QaCheckResult[] }
-  | { status: 'done'; report: QaReport; fatProblem?: string }
-  /** QA could not run at all (no QA settings, a bad key): nothing was tested. */
-  | { status: 'error'; reason: string };
+export type { FactoryQaState } from './factory-qa-state.ts';
+
+/** The unit under test, as provisioning finds it: its profile (from the disk layout) and the first FAT partition. */
+export interface QaUnit {
+  profile: HardwareProfile;
+  /** The first FAT partition (the preseed's): a device, image or mounted directory. */
+  fatDevice: string;
+}
 
 export interface FactoryQaModule extends AgentModule {
   state(): FactoryQaState;
-  /** Resolves when the run has ended (done or error); for the provisioning and tests. */
-  finished(): Promise<FactoryQaState>;
+  /** Runs the checks once and writes the signed report (data partition, and the FAT when the station asked); the state says how it ended. */
+  run(unit: QaUnit): Promise<FactoryQaState>;
+  /**
+   * A report this unit already passed with (a power cut after the run, during the
+   * cleanup): shown again, and put on the FAT if the station asked and it is not there.
+   * Undefined when there is none or it did not pass: then the unit is tested (again).
+   */
+  resumePassed(unit: QaUnit): Promise<QaReport | undefined>;
+  /** Provisioning found this is not a QA boot. */
+  notRequested(): void;
 }
 
 export interface FactoryQaModuleOptions {
-  profile: HardwareProfile;
   imageVersion: string;
   dataDir: string;
-  /** The first FAT partition (the preseed's): a device, image or mounted directory. */
-  fatDevice: string;
   sysDir?: string;
   procDir?: string;
   devDir?: string;
-  /** The image carries the Hailo driver (hailo-all on a Pi image), so the NPU check also asks it to answer. */
+  /** The image carries the Hailo driver, so the NPU check also asks it to answer; default: the profile installs hailo-all. */
   imageHasNpuDriver?: boolean;
+  /** Runs the tools (memtester, fio, stress-ng, smartctl, iw); tests answer from recorded outputs. */
+  runTool?: QaCommandRunner;
+  /** Tests: a smaller fio file, faster sampling during the CPU load. */
+  tuning?: Pick<QaStepOptions, 'fioSizeMiB' | 'thermalSampleMs'>;
   /** Instead of the real checks (tests). */
   steps?: (thresholds: QaThresholds) => QaStep[];
+  /** Where the operator sees the result: the HDMI console's issue file by default. */
+  console?: QaConsole;
   now?: () => number;
+  /** Tests: named points inside the run (`after-data-report`) to cut it off, as a power cut would. */
+  checkpoint?: (point: string) => void | Promise<void>;
 }
 
 /**
- * The factory QA run as an agent module. The provisioning starts it instead of the
- * first-boot steps when the preseed says `factoryQa: true`; it reads the station's QA
+ * The factory QA run as an agent module: provisioning runs it instead of the family's
+ * first-boot steps when the preseed says `factoryQa: true`. It reads the station's QA
  * settings (the unit's signing key, where to leave the report) from the FAT, runs the
- * checks once in the background and keeps the state for the console and the API.
+ * checks, and keeps the state for the console (qa-console.ts) and the API
+ * (`GET /api/factory-qa`).
  */
 export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): FactoryQaModule {
   let state: FactoryQaState = { status: 'waiting' };
-  let running: Promise<FactoryQaState> | undefined;
-  const thresholds = qaThresholdsFor(o.profile);
+  const screen = o.console ?? issueFileConsole();
+  // Console writes are chained so an older state never lands after a newer one.
+  let shown: Promise<void> = Promise.resolve();
+  let lastText: string | undefined;
+  const setState = (next: FactoryQaState) => {
+    state = next;
+    const text = consoleText(next);
+    // A family boot never touches the console: nothing was shown, nothing to take away.
+    if (text === lastText) return;
+    lastText = text;
+    shown = shown.then(() => screen.show(text)).catch((err: unknown) => log.warn({ err }, 'cannot show the QA result on the console'));
+  };
+  const done = (report: QaReport, fatProblem?: string): FactoryQaState => ({
+    status: 'done',
+    report,
+    ...(fatProblem ? { fatProblem } : {}),
+    afterwards: report.verdict === 'pass' ? 'powering-off' : 'staying-on',
+  });
 
-  async function run(): Promise<FactoryQaState> {
-    let fat: FatVolume;
-    try {
-      fat = await openFatVolume(o.fatDevice);
-    } catch (err) {
-      return { status: 'error', reason: `cannot open the FAT partition ${o.fatDevice}: ${(err as Error).message}` };
-    }
+  async function readSettings(fat: FatVolume) {
     const read = async (name: string, max: number) => {
       if (!(await fat.listRoot()).some((n) => n.toLowerCase() === name.toLowerCase())) return undefined;
       const data = await fat.readFile(name, max);
       return data === 'too-large' ? 'too-large' : data.toString('utf8');
     };
     const settingsText = await read(QA_SETTINGS_FILE_NAME, QA_SETTINGS_MAX_BYTES);
-    if (settingsText === undefined) return { status: 'error', reason: `${QA_SETTINGS_FILE_NAME} is missing from the FAT partition: the station must write it when it flashes the drive` };
-    if (settingsText === 'too-large') return { status: 'error', reason: `${QA_SETTINGS_FILE_NAME} is over ${QA_SETTINGS_MAX_BYTES} bytes` };
-    const settings = parseQaSettings(settingsText);
-    if (!settings.ok) return { status: 'error', reason: settings.problems.join('; ') };
     const preseedText = await read(PRESEED_FILE_NAME, PRESEED_MAX_BYTES);
     const preseed = typeof preseedText === 'string' && preseedText !== 'too-large' ? parsePreseed(preseedText) : undefined;
     const claimCode = preseed?.ok ? preseed.settings.claimCode : undefined;
-    const steps = o.steps?.(thresholds) ?? factoryQaSteps({
-        profile: o.profile,
+    if (settingsText === undefined) return { ok: false, problem: `${QA_SETTINGS_FILE_NAME} is missing from the FAT partition: the station must write it when it flashes the drive` } as const;
+    if (settingsText === 'too-large') return { ok: false, problem: `${QA_SETTINGS_FILE_NAME} is over ${QA_SETTINGS_MAX_BYTES} bytes` } as const;
+    const parsed = parseQaSettings(settingsText);
+    if (!parsed.ok) return { ok: false, problem: parsed.problems.join('; ') } as const;
+    return { ok: true, settings: parsed.settings, signingKey: parsed.signingKey, claimCode } as const;
+  }
+
+  async function runOnce(unit: QaUnit): Promise<FactoryQaState> {
+    let fat: FatVolume;
+    try {
+      fat = await openFatVolume(unit.fatDevice);
+    } catch (err) {
+      return { status: 'error', reason: `cannot open the FAT partition ${unit.fatDevice}: ${(err as Error).message}` };
+    }
+    const read = await readSettings(fat);
+    if (!read.ok) return { status: 'error', reason: read.problem };
+    const thresholds = qaThresholdsFor(unit.profile);
+    const steps =
+      o.steps?.(thresholds) ??
+      factoryQaSteps({
+        profile: unit.profile,
         thresholds,
         dataDir: o.dataDir,
         sysDir: o.sysDir,
         procDir: o.procDir,
         devDir: o.devDir,
-        imageHasNpuDriver: o.imageHasNpuDriver,
+        run: o.runTool,
+        imageHasNpuDriver: o.imageHasNpuDriver ?? unit.profile.rootfs.packages.includes('hailo-all'),
+        ...o.tuning,
       });
-    state = { status: 'running', step: 'identity', done: [] };
+    setState({ status: 'running', step: 'identity', done: [] });
     const result = await runFactoryQa({
-      profile: o.profile.name,
+      profile: unit.profile.name,
       imageVersion: o.imageVersion,
-      claimCode,
+      claimCode: read.claimCode,
       readIdentity: () => readIdentity(o.sysDir ?? '/sys'),
       boardModelPattern: thresholds.boardModelPattern,
       steps,
-      signingKey: settings.signingKey,
+      signingKey: read.signingKey,
       dataDir: o.dataDir,
-      fat: settings.settings.reportToFat ? fat : undefined,
+      fat: read.settings.reportToFat ? fat : undefined,
       log,
       now: o.now,
-      onProgress: (done, next) => {
-        state = { status: 'running', step: next, done: [...done] };
-      },
+      checkpoint: o.checkpoint,
+      onProgress: (checks, next) => setState({ status: 'running', step: next, done: [...checks] }),
     });
-    return { status: 'done', report: result.report, ...(result.fatProblem ? { fatProblem: result.fatProblem } : {}) };
+    return done(result.report, result.fatProblem);
   }
 
   return {
     name: 'factory-qa',
-    async start() {
-      running ??= run().then(
-        (s) => (state = s),
-        (err: Error) => (state = { status: 'error', reason: err.message }),
-      );
-      // Errors are kept in the state; the run goes on after start() returns.
-      void running.then((s) => (s.status === 'error' ? log.error({ reason: s.reason }, 'factory QA could not run') : undefined));
-    },
+    async start() {},
     async stop() {
-      // Not awaited: a run takes minutes and is not resumable; systemd ends its tools with
-      // the agent's cgroup, and the station, seeing no report, tests the unit again.
+      // A run is not awaited: it takes minutes and is not resumable; systemd ends its tools
+      // with the agent's cgroup, and the next boot tests the unit again.
+      await shown;
     },
+    routes: factoryQaRoutes(() => state),
     state: () => state,
-    finished: () => running ?? Promise.resolve(state),
+    async run(unit) {
+      const ended = await runOnce(unit).catch((err: Error): FactoryQaState => ({ status: 'error', reason: err.message }));
+      if (ended.status === 'error') log.error({ reason: ended.reason }, 'factory QA could not run');
+      setState(ended);
+      return ended;
+    },
+    async resumePassed(unit) {
+      const paths = factoryQaPaths(o.dataDir);
+      const text = await readFile(paths.report, 'utf8').catch(ignoreNotFound);
+      const signature = await readFile(paths.signature).catch(ignoreNotFound);
+      const parsed = text === undefined ? undefined : parseQaReport(text);
+      if (!parsed?.ok || parsed.report.verdict !== 'pass' || !signature) return undefined;
+      let fatProblem: string | undefined;
+      try {
+        const fat = await openFatVolume(unit.fatDevice);
+        const read = await readSettings(fat);
+        // The report went to the data partition first; a power cut may have come before its copy on the FAT.
+        if (read.ok && read.settings.reportToFat) {
+          const names = (await fat.listRoot()).map((n) => n.toLowerCase());
+          if (!names.includes(QA_REPORT_FILE_NAME) || !names.includes(QA_REPORT_SIGNATURE_FILE_NAME)) {
+            await fat.writeFileAtomic(QA_REPORT_FILE_NAME, 'memu-qa-report.tmp', Buffer.from(text!));
+            await fat.writeFileAtomic(QA_REPORT_SIGNATURE_FILE_NAME, 'memu-qa-report.sig.tmp', signature);
+          }
+        }
+      } catch (err) {
+        fatProblem = (err as Error).message;
+        log.warn({ err: fatProblem }, 'the QA report could not be left on the FAT partition for the station');
+      }
+      log.info({ report: paths.report }, 'this unit already passed factory QA; finishing');
+      setState(done(parsed.report, fatProblem));
+      return parsed.report;
+    },
+    notRequested() {
+      if (state.status === 'waiting') setState({ status: 'not-requested' });
+    },
   };
 }

@@ -1,6 +1,8 @@
-/** Factory QA: the unit's hardware checks on the bench, a signed report, and the factory-fresh cleanup plan. */
+/** Factory QA: the unit's hardware checks on the bench, a signed report, the console and API views, and the factory-fresh cleanup. */
 export { createFactoryQaModule } from './factory-qa-module.ts';
-export type { FactoryQaModule, FactoryQaModuleOptions, FactoryQaState } from './factory-qa-module.ts';
+export type { FactoryQaModule, FactoryQaModuleOptions, FactoryQaState, QaUnit } from './factory-qa-module.ts';
 export { planFactoryFreshCleanup } from './factory-fresh-plan.ts';
 export type { FactoryFreshPlan, FactoryFreshInput } from './factory-fresh-plan.ts';
-export { applyFactoryFreshPlan, listRootWrittenAtBoot, listTree } from './factory-fresh-cleanup.ts';
+export { applyFactoryFreshPlan, cleanUpAfterQa, listRootWrittenAtBoot, listTree, recordShippedListing } from './factory-fresh-cleanup.ts';
+export { FACTORY_QA_ISSUE_PATH, issueFileConsole } from './qa-console.ts';
+export type { QaConsole } from './qa-console.ts';

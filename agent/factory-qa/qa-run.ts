@@ -39,6 +39,8 @@ export interface QaRunOptions {
   fat?: FatVolume;
   log: Pick<Logger, 'info' | 'warn'>;
   now?: () => number;
+  /** Tests: named points (`after-data-report`) to cut the run off, as a power cut would. */
+  checkpoint?: (point: string) => void | Promise<void>;
   /** Told after each step, for a live view (the HDMI console, the API). */
   onProgress?: (done: readonly QaCheckResult[], next: string | undefined) => void;
 }
@@ -101,6 +103,7 @@ export async function runFactoryQa(o: QaRunOptions): Promise<QaRunResult> {
   await writeFileDurably(paths.report, bytes, 0o644);
   await writeFileDurably(paths.signature, signature, 0o644);
   o.log.info({ verdict: report.verdict, failing: report.failingChecks, report: paths.report }, `factory QA ${report.verdict === 'pass' ? 'PASSED' : 'FAILED'}`);
+  await o.checkpoint?.('after-data-report');
   let fatProblem: string | undefined;
   if (o.fat) {
     try {

@@ -1,11 +1,14 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.ts';
+import { loadProfile } from '../../hardware/index.ts';
 import { applyStoredDeviceSettings, deviceRootEffects } from '../device-settings/index.ts';
+import { cleanUpAfterQa, type FactoryQaModule } from '../factory-qa/index.ts';
 import type { HealthSource } from '../health/index.ts';
 import type { AgentModule } from '../module.ts';
 import { growDataFilesystem, growDataPartition, layoutPartition, loadDiskLayout, readDataPartition, requireMounted } from '../storage/index.ts';
 import { ProvisioningJournal, type ProvisioningState, type ProvisioningStep } from './journal.ts';
+import { decideFirstBootMode, factoryQaBootSteps, type FirstBootMode } from './factory-qa-boot.ts';
 import { provisioningHealth } from './provisioning-health.ts';
 import { preseedFatDevice } from './steps/first-boot-context.ts';
 import { createFirstBootSteps } from './steps/first-boot-steps.ts';
@@ -23,6 +26,28 @@ export interface ProvisioningModule extends AgentModule {
 export interface ProvisioningModuleOptions {
   /** The stack's steps (bring-stack-up); they run once the stack's config is rendered. */
   stackSteps?: readonly ProvisioningStep[];
+  /**
+   * Factory QA for a unit whose preseed says `factoryQa: true` (factory-qa-boot.ts).
+   * Without it every boot is the family's, whatever the preseed says.
+   */
+  factoryQa?: {
+    qa: Pick<FactoryQaModule, 'run' | 'resumePassed' | 'notRequested'>;
+    /** Switches the unit off once it passed (`systemctl poweroff` on the device), so the operator sees it is done. */
+    powerOff: () => Promise<void>;
+    /** The root file system the cleanup makes fresh again; default '/'. */
+    rootDir?: string;
+    /** Tests: named points in a QA boot (`factory-qa-run:done`, `cleanup:after-data-removals`…) to cut it off, as a power cut would. */
+    faultInjection?: (point: string) => void | Promise<void>;
+  };
+  /** Tests: instead of the data partition's checks and growth, which need root and the mounted partition. */
+  prepareDisk?: (log: Logger) => Promise<PreparedDisk>;
+}
+
+/** What provisioning needs of the disk before its steps: the growth steps, the preseed's FAT partition and the hardware profile the image was built for. */
+export interface PreparedDisk {
+  growSteps: ProvisioningStep[];
+  fatDevice: string | undefined;
+  profile: string;
 }
 
 const TAILSCALE_SOCKET = '/var/run/tailscale/tailscaled.sock';
@@ -39,34 +64,74 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
   let running: Promise<ProvisioningState> = Promise.resolve(status);
   const paths = { sysBlockDir: config.sysBlockDir, devDir: config.devDir };
 
-  const provision = async (): Promise<ProvisioningState> => {
-    let steps: ProvisioningStep[];
-    try {
+  const prepareDisk =
+    options.prepareDisk ??
+    (async (): Promise<PreparedDisk> => {
       const layout = await loadDiskLayout(config.layoutPath);
       const data = layoutPartition(layout, 'data');
       const geometry = await readDataPartition(data, paths);
       await requireMounted(geometry.device, config.dataDir);
-      const firstBoot = createFirstBootSteps({
-        ...deviceRootEffects(join(config.sysBlockDir, '..', 'net')),
-        dataDir: config.dataDir,
+      return {
+        growSteps: [
+          { name: 'grow-data-partition', run: (l) => growDataPartition(data, paths, l) },
+          { name: 'grow-data-filesystem', run: (l) => growDataFilesystem(data, paths, config.dataDir, l) },
+        ],
         fatDevice: await preseedFatDevice(layout, config.devDir),
-        tailscaleSocket: TAILSCALE_SOCKET,
-        composeDir: config.stackDir,
-        stackSteps: options.stackSteps ?? [],
-      });
-      steps = [
-        { name: 'grow-data-partition', run: (l) => growDataPartition(data, paths, l) },
-        { name: 'grow-data-filesystem', run: (l) => growDataFilesystem(data, paths, config.dataDir, l) },
-        ...firstBoot,
-      ];
+        profile: layout.profile,
+      };
+    });
+
+  // Set once a QA boot's unit passed and is being switched off: the cleanup runs when the agent stops.
+  let qaCleanup: { fatDevice: string } | undefined;
+  const qaFault = async (point: string) => {
+    await options.factoryQa?.faultInjection?.(point);
+  };
+
+  const provision = async (): Promise<ProvisioningState & { retry: boolean }> => {
+    let steps: ProvisioningStep[];
+    let mode: FirstBootMode;
+    let fatDevice: string | undefined;
+    try {
+      const disk = await prepareDisk(log);
+      fatDevice = disk.fatDevice;
+      mode = options.factoryQa ? await decideFirstBootMode({ dataDir: config.dataDir, fatDevice, log }) : 'family';
+      if (mode === 'factory-qa' && options.factoryQa && fatDevice) {
+        steps = [
+          ...disk.growSteps,
+          ...factoryQaBootSteps({
+            dataDir: config.dataDir,
+            rootDir: options.factoryQa.rootDir ?? '/',
+            fatDevice,
+            profile: loadProfile(disk.profile),
+            qa: options.factoryQa.qa,
+            fault: qaFault,
+          }),
+        ];
+      } else {
+        options.factoryQa?.qa.notRequested();
+        const firstBoot = createFirstBootSteps({
+          ...deviceRootEffects(join(config.sysBlockDir, '..', 'net')),
+          dataDir: config.dataDir,
+          fatDevice,
+          tailscaleSocket: TAILSCALE_SOCKET,
+          composeDir: config.stackDir,
+          stackSteps: options.stackSteps ?? [],
+        });
+        steps = [...disk.growSteps, ...firstBoot];
+      }
     } catch (err) {
       log.error({ err }, 'cannot provision');
-      return { state: 'failed', step: 'prepare', error: (err as Error).message, completed: [] };
+      return { state: 'failed', step: 'prepare', error: (err as Error).message, completed: [], retry: true };
     }
     const journal = new ProvisioningJournal(join(config.dataDir, 'agent', 'provisioning.json'), steps, log);
     const poll = setInterval(() => (status = journal.current()), 200);
     try {
       const result = await journal.run();
+      if (mode === 'factory-qa') {
+        if (result.state === 'done') await switchOffPassedUnit(fatDevice!);
+        // A failed unit stays on, showing why; a retry would only load it again. Switching it off and on tests it again.
+        return { ...result, retry: !(result.state === 'failed' && result.step === 'factory-qa-run') };
+      }
       // Settings live on the data partition; a freshly updated root slot gets them here.
       if (result.state === 'done') {
         const changed = await applyStoredDeviceSettings(config.dataDir, deviceRootEffects(join(config.sysBlockDir, '..', 'net'))).catch((err: unknown) => {
@@ -75,9 +140,37 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
         });
         if (changed.length) log.info({ changed }, 'stored device settings applied to this root slot');
       }
-      return result;
+      return { ...result, retry: true };
     } finally {
       clearInterval(poll);
+    }
+  };
+
+  /**
+   * A unit that passed is switched off; the factory-fresh cleanup runs when the agent is
+   * stopped on the way down (stop() below), after every module started after provisioning
+   * has stopped, so nothing the agent writes (the health module's record of a clean
+   * shutdown, memu.db, the cookie secret) lands after it.
+   */
+  const switchOffPassedUnit = async (fatDevice: string) => {
+    qaCleanup = { fatDevice };
+    log.info('the unit passed factory QA: switching it off; it is made factory-fresh on the way down');
+    await options.factoryQa!.powerOff().catch((err: unknown) => log.error({ err }, 'cannot switch the unit off: switch it off by hand; the next boot finishes the cleanup'));
+  };
+
+  const cleanUpPassedUnit = async () => {
+    if (!qaCleanup || !options.factoryQa) return;
+    try {
+      await cleanUpAfterQa({
+        dataDir: config.dataDir,
+        rootDir: options.factoryQa.rootDir ?? '/',
+        fatDevice: qaCleanup.fatDevice,
+        log,
+        checkpoint: (point) => qaFault(`cleanup:${point}`),
+      });
+      log.info('the unit is factory-fresh');
+    } catch (err) {
+      log.error({ err }, 'the factory-fresh cleanup did not finish; the next boot finishes it');
     }
   };
 
@@ -87,10 +180,11 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
   let stopped = false;
   const runWithRetry = (attempt: number): void => {
     status = { state: 'running', step: 'prepare', completed: [] };
-    running = provision().then((s) => {
+    running = provision().then(({ retry, ...s }) => {
       status = s;
-      if (s.state === 'done') markDone();
-      if (s.state === 'failed' && !stopped) {
+      // A QA boot never hands over to the stack, backups and repairs: the unit is switched off, or stays on for the operator.
+      if (s.state === 'done' && !qaCleanup) markDone();
+      if (s.state === 'failed' && !stopped && retry) {
         const delayMs = Math.min(30_000 * 2 ** attempt, 600_000);
         log.warn({ step: s.step, retryInSeconds: delayMs / 1000 }, 'provisioning failed; will retry');
         retryTimer = setTimeout(() => runWithRetry(attempt + 1), delayMs);
@@ -108,6 +202,7 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
       stopped = true;
       clearTimeout(retryTimer);
       await running;
+      await cleanUpPassedUnit();
     },
     status: () => status,
     settled: () => running,

@@ -4,3 +4,4 @@ export type { SetupWizardModule } from './setup-wizard-module.ts';
 export { LANGUAGES, type SetupWizardDeps } from './wizard-routes.ts';
 export { readProgress, WIZARD_STEPS, type WizardProgress, type WizardStep } from './wizard-progress.ts';
 export type { WifiNetwork } from './wifi-scan.ts';
+export type { RestoreStepDeps } from './restore-step.ts';

@@ -173,6 +173,7 @@ ${errorBox(error)}
         reply,
         'admin',
         html`<p>You become this Memu's admin: the one who adds family members and looks after the box.</p>
+<p class="hint">Replacing a Memu that was lost or broken? <a href="/admin/setup/restore">Restore it from its backup</a> instead.</p>
 ${Object.keys(problems).length ? errorBox('Some answers need another look: see the notes below each field.') : ''}
 <form method="post" action="/admin/setup/admin" class="card">
 <input type="hidden" name="_csrf" value="${reply.generateCsrf()}">

@@ -1,7 +1,7 @@
 import type { DesiredService, DesiredStack, RestartPolicy } from '../../shared/compose/desired-stack.ts';
 import { containerBlueprint, type ContainerBlueprint } from './container-spec.ts';
 import { isAlive, type CurrentContainer, type CurrentState } from './current-state.ts';
-import type { PlanContext } from './plan-context.ts';
+import { isHeld, type PlanContext } from './plan-context.ts';
 import { pinServiceImage, planImage } from './plan-images.ts';
 import type { NetworkPlan } from './plan-networks.ts';
 import type { VolumePlan } from './plan-volumes.ts';
@@ -61,7 +61,9 @@ export function planService(service: DesiredService, input: ServicePlanInput): S
     .filter((c) => c !== keep)
     .map((c) => stopOrRemove(c, c.configHash === blueprint.configHash ? 'duplicate container' : 'configuration changed', blueprint.stopTimeoutS));
   const retry = nextRetry(input.ctx.restartHistory[service.name], input.ctx.backoff);
-  const decision: Decision = !keep
+  const decision: Decision = isHeld(input.ctx.hold, service)
+    ? planHeldService(keep, blueprint, input.ctx.hold!.reason)
+    : !keep
     ? planMissingContainer(service, blueprint, image.pinned, mine.length > 0, retry, input)
     : isAlive(keep)
       ? planLiveContainer(service, keep, blueprint, retry, input.ctx)
@@ -162,6 +164,13 @@ function planStoppedContainer(service: DesiredService, keep: CurrentContainer, r
     steps: [{ kind: 'startContainer', service: name, containerId: keep.id, reason: neverStarted ? 'new' : keep.oomKilled ? 'out of memory' : 'crashed' }],
     status: { state: 'pending', reason: neverStarted ? 'being started' : keep.oomKilled ? `being restarted after running out of memory (exit code ${keep.exitCode})` : `being restarted after exit code ${keep.exitCode}` },
   };
+}
+
+/** Held: a running container is stopped (not removed: its logs stay), none is created or started. */
+function planHeldService(keep: CurrentContainer | undefined, blueprint: ContainerBlueprint, reason: string): Decision {
+  const status: ServiceStatus = { state: 'pending', reason: `held stopped: ${reason}` };
+  if (keep && isAlive(keep)) return { steps: [{ kind: 'stopContainer', service: blueprint.service, containerId: keep.id, timeoutS: blueprint.stopTimeoutS, reason: `held: ${reason}` }], status };
+  return { steps: [], status };
 }
 
 function stopOrRemove(c: CurrentContainer, reason: string, timeoutS: number): Step {

@@ -6,6 +6,7 @@ import { loadComposeStack } from '../../shared/compose/load.ts';
 import type { ImageLock, Platform } from '../../shared/contracts/image-lock.ts';
 import { readCurrentState, type CurrentState } from './current-state.ts';
 import { createExecutors, runStep, type StepExecutors } from './executors.ts';
+import type { StackHold } from './plan-context.ts';
 import { planNextSteps, type Plan } from './planner.ts';
 import { pruneRestartHistory, recordRestart, type BackoffPolicy, type RestartHistory } from './restart-backoff.ts';
 import type { ServiceStatus } from './service-status.ts';
@@ -25,6 +26,8 @@ export interface ReconcileSettings {
   allowPull: boolean;
   removeVolumes: boolean;
   backoff: BackoffPolicy;
+  /** Services kept stopped; re-read on every run (a restore sets and lifts it). */
+  hold: () => Promise<StackHold | undefined>;
   /** Clock for the planner. */
   now: () => number;
 }
@@ -143,6 +146,7 @@ export async function reconcileRun(settings: ReconcileSettings, memory: Reconcil
 interface LoadedStack {
   desired: DesiredStack;
   lock: ImageLock;
+  hold: StackHold | undefined;
 }
 
 async function loadDesired(run: RunContext): Promise<LoadedStack> {
@@ -152,7 +156,7 @@ async function loadDesired(run: RunContext): Promise<LoadedStack> {
   const lock = await settings.imageLock();
   const desired = await loadComposeStack({ files: settings.composeFiles, variables, projectName: settings.projectName });
   run.result.project = desired.project;
-  return { desired, lock };
+  return { desired, lock, hold: await settings.hold() };
 }
 
 async function readCurrent(run: RunContext, desired: DesiredStack): Promise<CurrentState> {
@@ -174,6 +178,7 @@ function planRound(run: RunContext, stack: LoadedStack, current: CurrentState): 
     allowPull: settings.allowPull,
     removeVolumes: settings.removeVolumes,
     lastErrors: { ...memory.lastErrors },
+    hold: stack.hold,
   });
   for (const [name, status] of Object.entries(plan.services)) {
     if (status.state === 'running' || status.state === 'healthy') delete memory.lastErrors[name];

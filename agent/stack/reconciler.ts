@@ -7,6 +7,7 @@ import { watchStackEvents } from './docker-events.ts';
 import { createReconcileLoop, type LoopState } from './reconcile-loop.ts';
 import { emptyMemory, reconcileRun, type ReconcileResult, type ReconcileSettings, type StackStatus } from './reconcile-run.ts';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './restart-backoff.ts';
+import type { StackHold } from './plan-context.ts';
 import { restartHistoryFile } from './restart-history-file.ts';
 import { reportServices, type ReportedServiceStatus } from './service-status.ts';
 
@@ -40,6 +41,8 @@ export interface StackReconcilerOptions {
   now?: () => number;
   /** Where the restart history is kept across restarts of the agent (on the data partition); in memory only without it. */
   restartHistoryPath?: string;
+  /** Services to keep stopped, read on every reconcile (StackHold); none without it. */
+  hold?: () => Promise<StackHold | undefined>;
 }
 
 /** The stack's status as reported: each service with its summary, and what the loop is doing. */
@@ -103,6 +106,7 @@ function reconcileSettings(options: StackReconcilerOptions): ReconcileSettings {
     allowPull: options.allowPull ?? false,
     removeVolumes: options.removeVolumes ?? false,
     backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+    hold: options.hold ?? (async () => undefined),
     now: options.now ?? Date.now,
   };
 }

@@ -1,15 +1,17 @@
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { parseEnvFile } from '../../shared/compose/load.ts';
 import { imageLockSchema, type ImageLock, type Platform } from '../../shared/contracts/image-lock.ts';
 import { DEVICE_OVERRIDES, STACK_BASE_FILE, STACK_LOCK_FILE } from '../../shared/contracts/stack-files.ts';
+import { fsyncDirectory, readJsonIfPresent, writeJsonDurably } from '../../shared/files/durable-files.ts';
 import type { HealthSource } from '../health/index.ts';
 import type { AgentModule } from '../module.ts';
 import { bringStackUp, type BringUpTimings } from './bring-up.ts';
 import { dockerBridgeGateway } from './docker-bridge.ts';
 import { SERVICE_LABEL, STACK_LABEL } from './labels.ts';
+import type { StackHold } from './plan-context.ts';
 import { createStackReconciler, type ReportedStackStatus, type StackReconciler, type StackReconcilerOptions } from './reconciler.ts';
 import { stackHealthReasons, stackMetrics } from './stack-health.ts';
 
@@ -40,6 +42,14 @@ export interface StackModule extends AgentModule {
    * why, when the stack has no such service or the service has no container.
    */
   restartService(service: string): Promise<void>;
+  /**
+   * Keeps services stopped (a whole-box restore replacing their data), or lifts the hold
+   * with undefined. Kept in `agent/stack-hold.json` on the data partition, so it survives
+   * a power cut; resolves after a reconcile has acted on it (held services stopped).
+   */
+  setHold(hold: StackHold | undefined): Promise<void>;
+  /** The hold in force, if any. */
+  hold(): Promise<StackHold | undefined>;
   /** Its `stack` section of the health report and why it degrades the device. */
   health: HealthSource;
   /** Docker's bridge gateway (where containers reach the host), once Docker answers; rejects when the module stops first. */
@@ -74,6 +84,11 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
   let bringUpTimings: BringUpTimings | undefined;
   let stopped = false;
   const stopping = new AbortController();
+  const holdPath = join(opts.dataDir, 'agent', 'stack-hold.json');
+  const readHold = async (): Promise<StackHold | undefined> => {
+    const value = (await readJsonIfPresent(holdPath)) as StackHold | undefined;
+    return value && typeof value.reason === 'string' && Array.isArray(value.services) && Array.isArray(value.roles) ? value : undefined;
+  };
 
   const readLock = async (): Promise<ImageLock> => imageLockSchema.parse(JSON.parse(await readFile(join(opts.stackDir, STACK_LOCK_FILE), 'utf8')));
   const variables = async (): Promise<Record<string, string>> => {
@@ -99,6 +114,7 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
       imageLock: readLock,
       platform: nodePlatform(),
       restartHistoryPath: join(opts.dataDir, 'agent', 'restart-history.json'),
+      hold: readHold,
       ...opts.tuning,
     });
     return reconciler;
@@ -145,6 +161,19 @@ export function createStackModule(opts: StackModuleOptions, log: Logger): StackM
         await docker.getContainer(container.Id).restart();
       });
     },
+    async setHold(hold) {
+      if (hold) await writeJsonDurably(holdPath, hold, 0o600);
+      else {
+        await rm(holdPath, { force: true });
+        await fsyncDirectory(join(opts.dataDir, 'agent'));
+      }
+      log.info({ hold }, hold ? 'services held stopped' : 'the hold on services is lifted');
+      const found = await findStack();
+      if (!found) return;
+      const result = await found.reconcileOnce();
+      if (result.error) throw new Error(`the stack could not act on the hold: ${result.error}`);
+    },
+    hold: readHold,
     health: {
       name: 'stack',
       report() {

@@ -92,5 +92,27 @@ export const pi5: ProfileInput = {
   },
   features: { npu: 'hailo-optional', wifi: true },
   // Pi 5 NVMe drives that vanish on a warm reboot are the best-known failure of this board: QA reboots 20 times in a row.
-  qa: { minMemoryMiB: 7500, maxIdleTemperatureC: 70, minDiskWriteMBps: 200, minDiskReadMBps: 300, rebootCycles: 20 },
+  // Four Cortex-A76 cores; one PCIe lane, Gen 2 officially through the M.2 HAT; the
+  // firmware slows the cores from 85 °C.
+  qa: {
+    minMemoryMiB: 7500,
+    memoryTestMiB: 256,
+    minCpuCores: 4,
+    cpuModelPattern: '^Cortex-A76$',
+    boardModelPattern: '^Raspberry Pi 5\\b',
+    maxIdleTemperatureC: 70,
+    maxLoadTemperatureC: 85,
+    stressSeconds: 60,
+    nvmeRequired: true,
+    minPcieGTps: 5,
+    minPcieLinkWidth: 1,
+    maxNvmePercentUsed: 1,
+    minDiskWriteMBps: 200,
+    minDiskReadMBps: 300,
+    npuRequired: false,
+    minEthernetMbps: 1000,
+    minWifiNetworks: 1,
+    watchdogRequired: true,
+    rebootCycles: 20,
+  },
 };

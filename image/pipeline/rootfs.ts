@@ -40,6 +40,8 @@ export const BASE_PACKAGES = [
   'dosfstools',
   'procps',
   'openssh-server',
+  // The family's backups (agent/backups): encrypted, deduplicated, to a USB drive or off-site.
+  'restic',
   // /usr/share/zoneinfo for the preseeded time zone.
   'tzdata',
 ] as const;

@@ -34,6 +34,8 @@ export interface VmOptions {
   agentPort?: number;
   /** Keep the overlay from an earlier run in workDir (a second boot of the same disk). */
   reuseDisk?: boolean;
+  /** A raw disk image plugged in as a USB stick (xHCI, usb-storage): the family's backup drive. Written by the guest. */
+  usbDrive?: string;
   log: Logger;
 }
 
@@ -91,6 +93,9 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
     '-netdev', netdev,
     '-device', 'virtio-net-pci,netdev=net0',
     '-device', 'virtio-rng-pci',
+    ...(opts.usbDrive
+      ? ['-device', 'qemu-xhci,id=xhci', '-drive', `if=none,id=usb0,format=raw,file=${resolve(opts.usbDrive)},cache=unsafe`, '-device', 'usb-storage,bus=xhci.0,drive=usb0,removable=on']
+      : []),
     ...(vm.watchdogDevice ? ['-device', vm.watchdogDevice, '-action', 'watchdog=reset'] : []),
     ...guestAgentQemuArgs(guestAgentSocket),
     '-serial', `file:${serialLog}`,

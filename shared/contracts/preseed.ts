@@ -237,6 +237,10 @@ export const preseedSchema = z
     sshAuthorizedKeys: z.array(checkedString(checkSshKey)).max(MAX_SSH_KEYS).optional(),
     tailscaleAuthKey: checkedString(checkTailscaleAuthKey).optional(),
     updateChannel: z.enum(['stable', 'beta', 'dev']).optional(),
+    /**
+     * true: the first boot tests the unit's hardware (factory QA) instead of setting it up,
+     * and, when it passed, removes this flag itself (agent/provisioning/factory-qa-boot.ts).
+     */
     factoryQa: z.boolean().optional(),
     claimCode: checkedString(checkClaimCode).optional(),
     /** What machine clients (fleet tools, the factory station) present as `Authorization: Bearer <key>` to the agent's API. */

@@ -1,10 +1,13 @@
 /**
  * The whole box under QEMU (TCG), offline, on an 8 GiB drive: the qemu-amd64 image with
  * a preloaded stack (test/helpers/test-stack.ts, whose front door is a real nginx) and a
- * preseed carrying the API key and the claim code. Three boots share one build: the
- * first boot (growth, stack, who may reach the agent, the setup wizard in Chromium with a
- * hard reset half-way), a second boot of the same drive, and a first boot hard-reset in
- * the middle of bringing the stack up.
+ * preseed carrying the API key and the claim code. Two drives share one build: the first
+ * (growth, stack, who may reach the agent, the setup wizard in Chromium with a hard reset
+ * half-way, which is also the drive's second boot, and a backup onto a virtual USB drive),
+ * and a second whose first boot is hard-reset in the middle of bringing the stack up, which
+ * goes through the health checks and ends as a new box restored from that USB drive.
+ * (`memu vm`, the command around the same boot, is tested for its arguments in
+ * test/integration/image/cli/commands/vm.test.ts.)
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,9 +17,10 @@ import type { ImageManifest } from '../../image/release/image-manifest.ts';
 import { createHostLogger } from '../../image/host/log.ts';
 import { startVm, waitForAgent, type RunningVm } from '../../image/vm/run-vm.ts';
 import { AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH, AGENT_METRICS_PATH } from '../../shared/contracts/agent-api.ts';
-import { buildQemuImage, commandResult, runMemu, type BuildOutput } from '../helpers/memu-build.ts';
+import { buildQemuImage, runMemu, type BuildOutput } from '../helpers/memu-build.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/oci-registry.ts';
 import { isStackUp, writeTestStack, type StackHealthz } from '../helpers/test-stack.ts';
+import { runCommand } from '../../shared/process/run-command.ts';
 import { launchChromium, VIEWPORTS } from '../helpers/browser.ts';
 
 const GiB = 1024 ** 3;
@@ -45,13 +49,22 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
   let manifest: ImageManifest;
   let vm: RunningVm | undefined;
   let first: Report | undefined;
+  /** The family's backup drive: a raw ext4 image labelled MEMU-BACKUP, plugged into the first box and into the box restored from it. */
+  let usbDrive: string;
+  /** What the first box backed up, and the recovery kit's password. */
+  let backedUp: { photoSha256: string; password: string } | undefined;
   const log = createHostLogger({ json: true, level: 'warn' });
   const boot = (workDir: string, extra: { agentPort?: number } = {}) =>
-    startVm({ image: build.image, profile: loadProfile('qemu-amd64'), workDir, diskSizeBytes: 8 * GiB, noNetwork: true, httpPort: HTTP_PORT, log, ...extra });
+    startVm({ image: build.image, profile: loadProfile('qemu-amd64'), workDir, diskSizeBytes: 8 * GiB, noNetwork: true, httpPort: HTTP_PORT, usbDrive, log, ...extra });
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`http://127.0.0.1:${HTTP_PORT}/admin/api${path}`, { ...init, headers: { authorization: `Bearer ${API_KEY}`, ...(init.body ? { 'content-type': 'application/json' } : {}) }, signal: AbortSignal.timeout(30_000) });
   const report = async () => (await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 15 * 60_000, isReady: (a) => isStackUp(a.report!) })).report as unknown as Report;
 
   beforeAll(async () => {
     work = await mkdtemp('/var/tmp/memu-e2e-');
+    usbDrive = join(work, 'usb-backup-drive.img');
+    await runCommand('truncate', ['-s', '1G', usbDrive]);
+    await runCommand('mkfs.ext4', ['-q', '-F', '-L', 'MEMU-BACKUP', usbDrive]);
     registry = await startTestRegistry({ port: REGISTRY_PORT });
     registryHost = registry.host;
     const stackDir = await writeTestStack(registry, join(work, 'stack'), { canary: true });
@@ -132,9 +145,13 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
       await page.getByRole('button', { name: 'Create the admin' }).click();
       expect(new URL(page.url()).pathname).toBe('/admin/setup/network');
 
-      // Power cut half-way through the wizard.
+      // Power cut half-way through the wizard: the drive's second boot. No provisioning step
+      // runs again, the data partition keeps its size.
       await vm!.reset();
-      await waitForAgent({ httpPort: HTTP_PORT, timeoutMs: 15 * 60_000, isReady: (a) => a.status === 'ok' });
+      const again = await report();
+      expect(again.bootId).not.toBe(first!.bootId);
+      expect(again.provisioning).toMatchObject({ state: 'done', ranThisBoot: [] });
+      expect(again.data!.sizeBytes).toBe(first!.data!.sizeBytes);
       await page.goto(`${front}/admin/setup`);
       expect(new URL(page.url()).pathname).toBe('/admin/setup/network');
       // Another browser without the admin's session is sent to sign in.
@@ -158,25 +175,28 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
       const overview = (await page.textContent('main')) ?? '';
       for (const service of ['store', 'api', 'web', 'canary', 'front']) expect(overview).toMatch(new RegExp(`\\b${service}\\b`));
       expect((await fetch(`${front}/admin/setup/state`)).status).toBe(204);
+
+      // A photo, backed up onto the USB drive ("back up now" through the agent's API), and
+      // the recovery kit's password as the admin prints it.
+      const photo = '/var/lib/memu/photos/library/2026/IMG_0001.jpg';
+      const photoSha256 = (await vm!.guest.shell(`mkdir -p ${photo.replace(/\/[^/]+$/, '')} && head -c 3145728 /dev/urandom > ${photo} && sha256sum ${photo}`)).split(' ')[0]!;
+      expect((await api('/backups/targets', { method: 'POST', body: JSON.stringify({ kind: 'usb-drive' }) })).status).toBe(201);
+      const run = await api('/backups/run', { method: 'POST' });
+      expect(run.status, await run.text()).toBe(202);
+      let backups: { targets: { lastSuccess?: { filesProcessed: number }; lastFailure?: unknown }[]; running?: unknown } | undefined;
+      for (const deadline = Date.now() + 10 * 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 3000))) {
+        backups = (await (await api('/backups')).json()) as typeof backups;
+        if (!backups!.running && (backups!.targets[0]?.lastSuccess || backups!.targets[0]?.lastFailure)) break;
+      }
+      expect(backups!.targets[0], JSON.stringify(backups)).toMatchObject({ lastSuccess: { filesProcessed: expect.any(Number) } });
+      await page.goto(`${front}/admin/backups/recovery-kit`);
+      backedUp = { photoSha256, password: ((await page.locator('.secret code').textContent()) ?? '').trim() };
+      expect(backedUp.password).toMatch(/^[0-9A-Z]{5}(-[0-9A-Z]{5}){5}$/);
     } finally {
       await browser.close();
     }
     await vm!.stop(60_000);
     vm = undefined;
-  });
-
-  it('second boot of the same drive (memu vm --reuse-disk --wait-healthy): no step runs again, the size stays', async () => {
-    expect(first, 'the first boot must have succeeded').toBeDefined();
-    const r = await runMemu(['--json', 'vm', build.image, '--no-network', '--work-dir', join(work, 'vm1'), '--reuse-disk', '--http-port', String(HTTP_PORT), '--wait-healthy', '--api-key', API_KEY, '--timeout', '900'], { timeoutMs: 20 * 60_000 });
-    if (r.code !== 0) {
-      const serial = await readFile(join(work, 'vm1', 'serial.log'), 'utf8').catch(() => '(no serial log)');
-      throw new Error(`memu vm failed (exit ${r.code}):\n${r.stderr.slice(-2000)}\n--- serial console (end) ---\n${serial.slice(-4000)}`);
-    }
-    const out = commandResult<{ status: string; report: Report }>(r);
-    expect(out.status).toBe('ok');
-    expect(out.report.bootId).not.toBe(first!.bootId);
-    expect(out.report.provisioning).toMatchObject({ state: 'done', ranThisBoot: [] });
-    expect(out.report.data!.sizeBytes).toBe(first!.data!.sizeBytes);
   });
 
   it('converges after a hard reset in the middle of bringing the stack up', async () => {
@@ -292,5 +312,41 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     expect(previous!.reason).toMatch(/kernel panic .*watchdog0 then reset the machine|watchdog0 reports that it reset the machine/);
     expect(previous!.status).toBe('degraded');
     expect((await vm!.guest.shell('cat /sys/class/watchdog/watchdog0/bootstatus')).trim()).toBe('32');
+  });
+
+  it('a new box is brought back from the USB drive in the wizard: the admin signs in with the old password, the photo and the member are back', async () => {
+    expect(vm, 'the box must be running').toBeDefined();
+    expect(backedUp, 'the first box must have backed up').toBeDefined();
+    const front = `http://127.0.0.1:${HTTP_PORT}`;
+    const browser = await launchChromium();
+    try {
+      const page = await (await browser.newContext({ viewport: VIEWPORTS.phone })).newPage();
+      await page.goto(`${front}/`);
+      await page.getByLabel('Claim code').fill(CLAIM_CODE);
+      await page.getByRole('button', { name: 'Claim' }).click();
+      await page.getByRole('link', { name: 'Restore it from its backup' }).click();
+      // The drive is found by its label and offered first.
+      expect(await page.getByLabel('The backup drive plugged into this Memu').isChecked()).toBe(true);
+      await page.getByLabel('Recovery kit password').fill(backedUp!.password);
+      const started = Date.now();
+      await page.getByRole('button', { name: 'Restore' }).click();
+      // The page follows the restore by reloading itself every 3 s, until it ends.
+      await page.getByRole('link', { name: 'Sign in' }).or(page.getByRole('alert')).waitFor({ timeout: 10 * 60_000 });
+      expect(await page.getByRole('alert').count(), await page.locator('body').innerText()).toBe(0);
+      console.log(`restore onto a new box from the USB drive: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      await page.getByRole('link', { name: 'Sign in' }).click();
+      await page.getByLabel('Username').fill('ada');
+      await page.getByLabel('Password').fill('purple kettles hum at dawn');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      expect(new URL(page.url()).pathname).toBe('/admin/');
+      await page.goto(`${front}/admin/members`);
+      expect(await page.textContent('body')).toContain('Chidi Okafor');
+    } finally {
+      await browser.close();
+    }
+    expect((await vm!.guest.shell('sha256sum /var/lib/memu/photos/library/2026/IMG_0001.jpg')).split(' ')[0]).toBe(backedUp!.photoSha256);
+    // The family's app, held stopped while its data came back, runs again.
+    const after = await waitForReport('every service up after the restore', (r) => isStackUp(r as unknown as Record<string, unknown>) && r.stack.services?.canary?.state === 'healthy');
+    expect(after.stack.services?.canary?.state).toBe('healthy');
   });
 });

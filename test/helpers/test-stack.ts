@@ -42,10 +42,12 @@ ${healthcheck('["CMD", "valkey-cli", "ping"]')}
     : '';
   // With `canary`: a service that exits with code 1 at every start while the flag file
   // MEMU_DATA_DIR/test-flags/crash exists, so a test can make it crash-loop and recover.
+  // Labelled as one of the family's apps, which a whole-box restore holds stopped.
   const canary = opts.canary
     ? `  canary:
     image: ${images.busybox}
 ${common}
+    labels: { org.memu.role: app }
     volumes: ["\${MEMU_DATA_DIR}/test-flags:/flags:ro"]
     command: ["sh", "-c", "if [ -f /flags/crash ]; then echo crashing on purpose; exit 1; fi; touch /tmp/ready; trap 'exit 0' TERM; sleep 2147483647 & wait"]
 ${healthcheck('["CMD", "test", "-f", "/tmp/ready"]')}

@@ -5,13 +5,13 @@ import pino from 'pino';
 import { createAdminAuthModule } from '../../agent/admin-auth/index.ts';
 import { hashClaimCode } from '../../agent/claim-code/index.ts';
 import { DEVICE_SETTINGS_FORMAT, writeStoredSettings } from '../../agent/device-settings/index.ts';
-import { createFamilyDbModule, type FamilyDb } from '../../agent/family-db/index.ts';
+import { createFamilyDbModule, type FamilyDb, type FamilyDbModule } from '../../agent/family-db/index.ts';
 import { createFamilyMembersModule } from '../../agent/family-members/index.ts';
 import { createHttpModule } from '../../agent/http/index.ts';
 import type { AgentModule } from '../../agent/module.ts';
 import { createDashboardModule, localApiTailnet } from '../../agent/dashboard/index.ts';
 import { createHealthModule } from '../../agent/health/index.ts';
-import { createSetupWizardModule, type WifiNetwork } from '../../agent/setup-wizard/index.ts';
+import { createSetupWizardModule, type RestoreStepDeps, type WifiNetwork } from '../../agent/setup-wizard/index.ts';
 import type { StackModule } from '../../agent/stack/index.ts';
 import { tailscaleControl } from '../../agent/tailscale/index.ts';
 import { webAssetRoutes } from '../../agent/web-pages/index.ts';
@@ -60,7 +60,23 @@ export function fakeStackForDashboard(): Pick<StackModule, 'status' | 'restartSe
   };
 }
 
-export async function startWebAgent(opts: { dashboard?: boolean; wifi?: WifiNetwork[] } = {}): Promise<WebAgent> {
+/** A box with no backup drive and no restore run: the wizard's restore page shows only its form. */
+const NO_BACKUP_TO_RESTORE: RestoreStepDeps['restore'] = {
+  driveAttached: async () => false,
+  begin: async () => {
+    throw new Error('No backup drive is plugged in: plug in the drive labelled MEMU-BACKUP and try again.');
+  },
+  state: async () => ({ state: 'idle' }),
+};
+
+export interface WebAgentOptions {
+  dashboard?: boolean;
+  wifi?: WifiNetwork[];
+  /** The wizard's restore onto this box, made with the agent's memu.db and data directory. */
+  restore?: (agent: { familyDb: FamilyDbModule; dataDir: string }) => RestoreStepDeps['restore'];
+}
+
+export async function startWebAgent(opts: WebAgentOptions = {}): Promise<WebAgent> {
   const log = pino({ level: process.env.MEMU_TEST_LOG ?? 'silent' });
   const dir = await mkdtemp(join(tmpdir(), 'memu-web-'));
   const dataDir = join(dir, 'data');
@@ -126,6 +142,7 @@ export async function startWebAgent(opts: { dashboard?: boolean; wifi?: WifiNetw
         rootEffects: { rootDir: join(dir, 'root'), sysClassNetDir: join(dir, 'sys-class-net') },
         sysClassNetDir: join(dir, 'sys-class-net'),
         scanWifi: async () => opts.wifi ?? [],
+        restore: opts.restore?.({ familyDb, dataDir }) ?? NO_BACKUP_TO_RESTORE,
       },
       log,
     );

@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadProfile, profileNames, ProfileError } from '../../../hardware/index.ts';
@@ -28,6 +28,7 @@ export const registerVm: RegisterCommand = (program, run) => {
     .option('--http-port <port>', 'host port (127.0.0.1) forwarded to the front door (guest 80); the agent is at /admin/ there', '8081')
     .option('--work-dir <dir>', 'where the overlay, firmware variables and serial log go (default: a new temp dir)')
     .option('--reuse-disk', 'boot the overlay left in --work-dir by an earlier run (a second boot of the same drive)')
+    .option('--usb-drive <file>', 'plug a raw disk image in as a USB stick, e.g. a backup drive (an ext4 image labelled MEMU-BACKUP); the guest writes to it')
     .option('--wait-healthy', 'return once the agent says it has finished starting (ok or degraded, through the front door), then stop the VM')
     .option('--api-key <key>', "with --wait-healthy: also fetch the agent's health report with this key (the preseed's agentApiKey; or MEMU_AGENT_API_KEY)")
     .option('--timeout <seconds>', 'with --wait-healthy: give up after this long', '900')
@@ -36,7 +37,7 @@ export const registerVm: RegisterCommand = (program, run) => {
       '\nThe LAN reaches the agent only through the front door, which is part of the stack: boot an\nimage built with --stack. Its health is at http://127.0.0.1:<http-port>/admin/healthz, the\nfull report at /admin/api/health with "Authorization: Bearer <agentApiKey>".',
     )
     .action(
-      (image: string, opts: { profile: string; diskSize?: string; memory: string; cpus: string; network: boolean; httpPort: string; workDir?: string; reuseDisk?: boolean; waitHealthy?: boolean; apiKey?: string; timeout: string }) =>
+      (image: string, opts: { profile: string; diskSize?: string; memory: string; cpus: string; network: boolean; httpPort: string; workDir?: string; reuseDisk?: boolean; usbDrive?: string; waitHealthy?: boolean; apiKey?: string; timeout: string }) =>
         run(async ({ log }) => {
           let profile;
           try {
@@ -47,6 +48,11 @@ export const registerVm: RegisterCommand = (program, run) => {
           }
           if (!profile.vm) throw new MemuError(`profile ${profile.name} is real hardware, not a virtual machine`, ExitCode.badInput, 'use --profile qemu-amd64 or --profile qemu-arm64');
           if (opts.reuseDisk && !opts.workDir) throw new MemuError('--reuse-disk needs --work-dir (the directory of the earlier run)');
+          for (const [what, file] of [['image', image], ['--usb-drive', opts.usbDrive]] as const) {
+            if (file !== undefined && !(await stat(file).then((st) => st.isFile(), () => false))) {
+              throw new MemuError(`${what} ${file} is not a file`, ExitCode.badInput, what === 'image' ? 'give the .img that `memu build` wrote' : 'make one with: truncate -s 1G drive.img && mkfs.ext4 -L MEMU-BACKUP drive.img');
+            }
+          }
           const workDir = resolve(opts.workDir ?? (await mkdtemp(join(tmpdir(), 'memu-vm-'))));
           const started = Date.now();
           const vm = await startVm({
@@ -59,6 +65,7 @@ export const registerVm: RegisterCommand = (program, run) => {
             noNetwork: !opts.network,
             httpPort: Number(opts.httpPort),
             reuseDisk: opts.reuseDisk,
+            usbDrive: opts.usbDrive,
             log,
           });
           const frontDoor = `http://127.0.0.1:${opts.httpPort}`;

@@ -10,6 +10,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStackReconciler, type ReconcileResult, type StackReconcilerOptions } from '../../../../agent/stack/reconciler.ts';
 import { stackHealthReasons } from '../../../../agent/stack/stack-health.ts';
+import type { StackHold } from '../../../../agent/stack/index.ts';
 import {
   containersByService,
   dockerClient,
@@ -339,6 +340,32 @@ describe('the running loop (real dockerd)', () => {
         return state.Running && state.StartedAt !== firstStart;
       });
       expect(Date.now() - killedAt).toBeLessThan(5000);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('services held stopped for a whole-box restore (real dockerd)', () => {
+  it('stops the held app and keeps it stopped through Docker events and reconciles, the other services running; starts it when lifted', async () => {
+    const compose = `services:\n  app:\n    image: \${IMAGE}\n    command: ${SLEEPER}\n    restart: unless-stopped\n    labels: {org.memu.role: app}\n  proxy:\n    image: \${IMAGE}\n    command: ${SLEEPER}\n    restart: unless-stopped\n`;
+    const { name, dir } = await project('held', { 'compose.yaml': compose });
+    let hold: StackHold | undefined;
+    const stack = reconciler(dir, name, { intervalMs: 200, eventDebounceMs: 50, hold: async () => hold });
+    stack.start();
+    try {
+      await until(() => stack.status().services.app?.state === 'running' && stack.status().services.proxy?.state === 'running');
+      const { app, proxy } = await containersByService(name);
+      hold = { reason: "bringing back the family's backup", services: [], roles: ['app'] };
+      await stack.reconcileOnce();
+      expect((await docker.getContainer(app!.Id).inspect()).State.Running).toBe(false);
+      // Many interval ticks later, still stopped; the other service never was.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await docker.getContainer(app!.Id).inspect()).State.Running).toBe(false);
+      expect((await docker.getContainer(proxy!.Id).inspect()).State.Running).toBe(true);
+      expect(stack.status().services.app).toMatchObject({ state: 'pending', summary: expect.stringContaining("held stopped: bringing back the family's backup") });
+      hold = undefined;
+      await until(async () => (await docker.getContainer(app!.Id).inspect()).State.Running);
     } finally {
       await stack.stop();
     }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findBackupDrive, parseFindmnt, whyNotPreparable } from '../../../../agent/backups/backup-drive.ts';
-import { dockerExecArgs } from '../../../../agent/backups/postgres-dumps.ts';
+import { dockerExecArgs, postgresContainerRestores } from '../../../../agent/backups/postgres-dumps.ts';
 import { checkRestoreFolderName } from '../../../../agent/backups/backup-service.ts';
 
 // lsblk --json --output PATH,NAME,TYPE,MOUNTPOINTS, as util-linux 2.38+ prints it.
@@ -46,6 +46,16 @@ describe('dumping the stack databases', () => {
   it('passes the password to docker by name only, never on the command line', () => {
     const args = dockerExecArgs({ container: 'memu-memu_postgres-1', user: 'postgres' }, ['pg_dump', '--format=custom', '-d', 'synapse']);
     expect(args).toEqual(['exec', '-i', '-e', 'PGPASSWORD', 'memu-memu_postgres-1', 'pg_dump', '-h', '127.0.0.1', '-U', 'postgres', '--format=custom', '-d', 'synapse']);
+  });
+
+  it('restores onto a new box with pg_restore --create in the container, the password asked when used and passed by name', async () => {
+    let asked = 0;
+    const target = postgresContainerRestores({ container: 'memu-memu_postgres-1', user: 'postgres', password: async () => `old-box-${++asked}` }, async () => undefined);
+    expect(asked).toBe(0);
+    expect(await target.restoreCommand('synapse')).toEqual({
+      command: ['docker', 'exec', '-i', '-e', 'PGPASSWORD', 'memu-memu_postgres-1', 'pg_restore', '-h', '127.0.0.1', '-U', 'postgres', '--create', '--exit-on-error', '-d', 'postgres'],
+      env: { PGPASSWORD: 'old-box-1' },
+    });
   });
 });
 

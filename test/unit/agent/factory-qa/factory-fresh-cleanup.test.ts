@@ -47,7 +47,7 @@ describe('factory-fresh cleanup', () => {
 
   it('refuses a plan whose path leaves its file system', async () => {
     const where = { dataDir: join(dir, 'data'), rootDir: join(dir, 'root'), fat: await openFatVolume(join(dir, 'fat')) };
-    const plan = { removeData: [{ path: '../root', why: 'x' }], removeRoot: [], removeFat: [], rewritePreseed: false, emptyMachineId: false, keep: [] };
+    const plan = { removeData: [{ path: '../root', why: 'x' }], removeRoot: [], removeFat: [], rewritePreseed: false, emptyMachineId: false, removeDataLast: [], keep: [] };
     await expect(applyFactoryFreshPlan(plan, where)).rejects.toThrow(`refusing to remove ../root: not a path inside ${where.dataDir}`);
     expect(await readdir(join(dir, 'root'))).toContain('etc');
   });

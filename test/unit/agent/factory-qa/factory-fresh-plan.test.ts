@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { shippedFromBootListing } from '../../../../agent/factory-qa/factory-fresh-plan.ts';
 import { listTree, planFactoryFreshCleanup } from '../../../../agent/factory-qa/index.ts';
 import { qaFixture } from './checks/qa-fixtures.ts';
 
@@ -39,5 +40,25 @@ describe('factory-fresh cleanup plan', () => {
   it('outside the directories a boot writes to, the root file system is left alone; a unit that never booted needs nothing removed', () => {
     const plan = planFactoryFreshCleanup({ shippedData: ['docker'], presentData: ['docker'], shippedRoot: [], presentRoot: ['etc/hostname', 'usr/bin/new-tool'], presentFat: [] });
     expect(plan).toMatchObject({ removeData: [], removeRoot: [], removeFat: [], rewritePreseed: false });
+  });
+
+  it("a listing taken when the QA boot began counts neither the agent's folders nor what every boot writes as shipped", () => {
+    const shipped = shippedFromBootListing({
+      data: ['agent', 'agent/provisioning.json', 'secrets', 'docker', 'docker/volumes', 'stack/compose.yml'],
+      root: ['etc/ssh', 'etc/ssh/sshd_config', 'etc/ssh/ssh_host_ed25519_key', 'var/log/journal', 'var/log/journal/abc/system.journal', 'var/lib/systemd/random-seed', 'var/log/apt/history.log'],
+    });
+    expect(shipped).toEqual({ data: ['docker', 'docker/volumes', 'stack/compose.yml'], root: ['etc/ssh', 'etc/ssh/sshd_config', 'var/log/journal', 'var/log/apt/history.log'] });
+  });
+
+  it("QA's own listing is removed last, after everything else, so a power cut before it plans again from it", () => {
+    const plan = planFactoryFreshCleanup({
+      shippedData: ['docker'],
+      presentData: ['docker', 'agent', 'agent/provisioning.json', 'factory-qa', 'factory-qa/shipped-listing.json', 'factory-qa/memu-qa-report.json'],
+      shippedRoot: [],
+      presentRoot: [],
+      presentFat: ['memu-preseed.json'],
+    });
+    expect(plan.removeData.map((r) => r.path)).toEqual(['agent']);
+    expect(plan.removeDataLast).toEqual([{ path: 'factory-qa/shipped-listing.json', why: "QA's listing of what the unit held before QA" }]);
   });
 });

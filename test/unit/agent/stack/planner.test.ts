@@ -225,6 +225,32 @@ describe('planNextSteps: changes and clean-up', () => {
   });
 });
 
+describe('planNextSteps: services held stopped (a whole-box restore)', () => {
+  const hold = { reason: 'restoring the family backup', services: ['db'], roles: ['app'] };
+  const LABELLED = COMPOSE.replace('    depends_on:\n      db: {condition: service_healthy}', '    labels: {org.memu.role: app}\n    depends_on:\n      db: {condition: service_healthy}');
+
+  it('stops held services, by name or by role, and leaves the others running', async () => {
+    const desired = await desiredFrom(LABELLED);
+    const plan = planNextSteps(desired, state(desired, ['db', 'app', 'proxy'].map((s) => container(desired, s))), ctx({ hold }));
+    expect(kinds(plan.steps)).toEqual(['stopContainer:app', 'stopContainer:db']);
+    expect(plan.services.db).toEqual({ state: 'pending', reason: 'held stopped: restoring the family backup' });
+    expect(plan.services.app).toEqual({ state: 'pending', reason: 'held stopped: restoring the family backup' });
+    expect(plan.services.proxy).toMatchObject({ state: 'running' });
+  });
+
+  it('neither creates nor starts a held service, and starts it once the hold is lifted', async () => {
+    const desired = await desiredFrom(LABELLED);
+    const stopped = (s: string) => container(desired, s, { state: 'exited', health: 'none', exitCode: 0 });
+    const heldPlan = planNextSteps(desired, state(desired, [stopped('db')]), ctx({ hold }));
+    expect(kinds(heldPlan.steps)).toEqual(['createContainer:proxy']);
+    const onlyApps = planNextSteps(desired, state(desired, [stopped('db')]), ctx({ hold: { ...hold, services: [] } }));
+    expect(kinds(onlyApps.steps)).toEqual(['createContainer:proxy', 'startContainer:db']);
+    expect(onlyApps.services.app).toMatchObject({ state: 'pending', reason: 'held stopped: restoring the family backup' });
+    const lifted = planNextSteps(desired, state(desired, [container(desired, 'db')]), ctx());
+    expect(kinds(lifted.steps)).toEqual(['createContainer:app', 'createContainer:proxy']);
+  });
+});
+
 describe('restart backoff with an injected clock', () => {
   it('says when the kernel killed a service for memory, in its restart, its backoff and its status', async () => {
     const desired = await desiredFrom('services:\n  photos: {image: registry.test/app:1, restart: always}\n');
