@@ -55,9 +55,9 @@ ${status.targets.length > 0 && !status.running ? html`<form method="post" action
 <section class="card" aria-labelledby="h-add-remote"><h2 id="h-add-remote">Off-site</h2>
 <form method="post" action="/admin/backups/targets">${csrfField(reply)}
 <label for="f-kind">Kind</label>
-<select id="f-kind" name="kind"><option value="rest">restic REST server</option><option value="s3">S3 storage</option><option value="sftp">SFTP server</option></select>
+<select id="f-kind" name="kind"><option value="rest">restic REST server</option><option value="s3">S3 storage</option></select>
 ${field({ name: 'label', label: 'Name', hint: 'what the family calls it, like "Grandma\'s house"' })}
-${field({ name: 'url', label: 'Address', hint: 'rest:https://user:password@host:8000/memu, s3:https://host/bucket or sftp:user@host:/path' })}
+${field({ name: 'url', label: 'Address', hint: 'rest:https://user:password@host:8000/memu or s3:https://host/bucket' })}
 <label for="f-accessKeyId">S3 access key id <span class="hint">(S3 only)</span></label><input id="f-accessKeyId" name="accessKeyId" autocomplete="off">
 <label for="f-secretAccessKey">S3 secret key <span class="hint">(S3 only)</span></label><input id="f-secretAccessKey" name="secretAccessKey" type="password" autocomplete="off">
 <button type="submit" class="secondary">Add off-site backup</button></form>

@@ -29,10 +29,13 @@ const STAGE_WORDS: Record<string, string> = {
   done: 'Done',
 };
 
-/** The address's scheme says which kind of off-site backup it is (restic's own notation). */
-function offsiteKind(address: string): 'rest' | 's3' | 'sftp' | undefined {
-  const scheme = /^(rest|s3|sftp):/.exec(address.trim())?.[1];
-  return scheme as 'rest' | 's3' | 'sftp' | undefined;
+/**
+ * The address's scheme says which kind of off-site backup it is (restic's own notation).
+ * Not SFTP: the box has no SSH key to offer a server yet, so the Backups page does not offer it either.
+ */
+function offsiteKind(address: string): 'rest' | 's3' | undefined {
+  const scheme = /^(rest|s3):/.exec(address.trim())?.[1];
+  return scheme as 'rest' | 's3' | undefined;
 }
 
 export function restoreStepRoutes(deps: RestoreStepDeps): FastifyPluginAsync {
@@ -120,7 +123,7 @@ ${p.percent !== undefined ? html`<progress max="1" value="${String(p.percent)}">
       const form = request.body as Record<string, string | undefined>;
       const address = (form.address ?? '').trim();
       const kind = form.source === 'usb-drive' ? 'usb-drive' : offsiteKind(address);
-      if (!kind) return formPage(reply, 'Type the off-site address as the recovery kit shows it: it starts with rest:, s3: or sftp:.', 400);
+      if (!kind) return formPage(reply, 'Type the off-site address as the recovery kit shows it: it starts with rest: or s3:.', 400);
       try {
         await deps.restore.begin({ kind, label: kind === 'usb-drive' ? 'Backup drive' : 'Off-site backup', url: address, accessKeyId: form.accessKeyId, secretAccessKey: form.secretAccessKey }, form.password ?? '');
       } catch (err) {
