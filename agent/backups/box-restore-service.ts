@@ -7,7 +7,7 @@ import type { AgentModule } from '../module.ts';
 import { adoptBackupPassword, BACKUP_PASSWORD_PATTERN } from './backup-password.ts';
 import { DEVICE_DRIVE_ROOTS, findBackupDrive, mountBackupDrive, unmountBackupDrive, type BackupDriveRoots } from './backup-drive.ts';
 import type { BackupModule } from './backup-module.ts';
-import { DEFAULT_BACKUP_SETTINGS, describeTarget, resticTarget, targetFromInput, TargetInputError, type TargetInput } from './backup-settings.ts';
+import { DEFAULT_BACKUP_SETTINGS, describeTarget, resticTarget, targetFromInput, TargetInputError, type BackupTargetSettings, type TargetInput } from './backup-settings.ts';
 import { boxRestorePaths, finishBoxRestore, readBoxRestoreRecord, restoreOntoThisBox, type BoxRestoreDeps, type BoxRestoreProgress, type BoxRestoreRecord } from './box-restore.ts';
 
 /**
@@ -47,11 +47,8 @@ export function createBoxRestoreService(o: BoxRestoreServiceOptions, log: Logger
   let running: { source: string; progress: BoxRestoreProgress } | undefined;
   let failure: { source: string; stage: string; message: string } | undefined;
 
-  const run = async (input: TargetInput, password: string) => {
-    const target = targetFromInput(input, DEFAULT_BACKUP_SETTINGS, (o.now ?? Date.now)());
-    const source = `${target.label}: ${describeTarget(target).address}`;
-    running = { source, progress: { stage: 'opening' } };
-    failure = undefined;
+  /** Runs under the maintenance lock; `running` is set by begin(). */
+  const run = async (target: BackupTargetSettings, source: string, password: string) => {
     // The typed password is tried from a file of the restore's own; it becomes the device's
     // only when the restored secrets bring it (they hold the same password).
     const passwordDir = join(o.dataDir, 'agent', 'box-restore-password');
@@ -66,7 +63,7 @@ export function createBoxRestoreService(o: BoxRestoreServiceOptions, log: Logger
       // A backup without the secrets folder still leaves the box able to back up to the same place.
       await adoptBackupPassword(o.engine.passwordFile, password).catch((err: unknown) => log.warn({ reason: (err as Error).message }, 'the backup password was not adopted'));
     } catch (err) {
-      failure = { source, stage: running.progress.stage, message: (err as Error).message };
+      failure = { source, stage: running?.progress.stage ?? 'opening', message: (err as Error).message };
     } finally {
       running = undefined;
       await rm(passwordDir, { recursive: true, force: true });
@@ -97,20 +94,27 @@ export function createBoxRestoreService(o: BoxRestoreServiceOptions, log: Logger
         throw new Error('That is not a recovery kit password: it is six groups of five letters and digits, like 7KQ2M-4XD9P-..., printed on the recovery kit.');
       }
       if (running) throw new Error('A restore is already running.');
+      let target: BackupTargetSettings;
       try {
-        targetFromInput(input, DEFAULT_BACKUP_SETTINGS, Date.now());
+        target = targetFromInput(input, DEFAULT_BACKUP_SETTINGS, (o.now ?? Date.now)());
       } catch (err) {
         if (err instanceof TargetInputError) throw new Error(`That backup address cannot be used: ${err.problems.join('; ')}.`);
         throw err;
       }
-      if (input.kind === 'usb-drive' && !(await findBackupDrive(driveRoots))) {
+      if (target.kind === 'usb-drive' && !(await findBackupDrive(driveRoots))) {
         throw new Error('No backup drive is plugged in: plug in the drive labelled MEMU-BACKUP and try again.');
       }
       const busy = o.lock.holder();
       if (busy) throw new MaintenanceBusyError(busy, 'restore');
-      void o.lock.run('restore', () => run(input, typed), { wait: false }).catch((err: unknown) => log.error({ err }, 'the restore could not start'));
+      const source = `${target.label}: ${describeTarget(target).address}`;
       // The state says "running" from here on.
-      running ??= { source: '', progress: { stage: 'opening' } };
+      running = { source, progress: { stage: 'opening' } };
+      failure = undefined;
+      void o.lock.run('restore', () => run(target, source, typed), { wait: false }).catch((err: unknown) => {
+        running = undefined;
+        failure = { source, stage: 'opening', message: (err as Error).message };
+        log.error({ err }, 'the restore could not start');
+      });
     },
     async state() {
       if (running) return { state: 'running', source: running.source, progress: { ...running.progress } };

@@ -1,4 +1,5 @@
 import type { ProfileInput } from '../profile.ts';
+import { VM_QA } from './vm-qa.ts';
 
 /** An x86-64 UEFI virtual machine: the CI and demo target. Never shipped. */
 export const qemuAmd64: ProfileInput = {
@@ -31,27 +32,7 @@ export const qemuAmd64: ProfileInput = {
     extraAptSources: [],
   },
   features: { npu: 'none', wifi: false },
-  // A virtio disk and NIC (no link speed), whatever cores QEMU gives it, the i6300esb watchdog.
-  qa: {
-    minMemoryMiB: 1024,
-    memoryTestMiB: 16,
-    minCpuCores: 1,
-    boardModelPattern: '^QEMU\\b|^Standard PC',
-    maxIdleTemperatureC: 90,
-    maxLoadTemperatureC: 95,
-    stressSeconds: 5,
-    nvmeRequired: false,
-    minPcieGTps: 0,
-    minPcieLinkWidth: 0,
-    maxNvmePercentUsed: 1,
-    minDiskWriteMBps: 10,
-    minDiskReadMBps: 10,
-    npuRequired: false,
-    minEthernetMbps: 0,
-    minWifiNetworks: 0,
-    watchdogRequired: true,
-    rebootCycles: 0,
-  },
+  qa: VM_QA,
   vm: {
     qemuBinary: 'qemu-system-x86_64',
     machine: 'q35',

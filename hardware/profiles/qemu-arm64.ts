@@ -1,4 +1,5 @@
 import type { ProfileInput } from '../profile.ts';
+import { VM_QA } from './vm-qa.ts';
 import { PI5_KERNEL } from './pi5.ts';
 
 /**
@@ -37,27 +38,7 @@ export const qemuArm64: ProfileInput = {
     kernel: PI5_KERNEL,
   },
   features: { npu: 'none', wifi: false },
-  // A virtio disk and NIC (no link speed), whatever cores QEMU gives it, the i6300esb watchdog.
-  qa: {
-    minMemoryMiB: 1024,
-    memoryTestMiB: 16,
-    minCpuCores: 1,
-    boardModelPattern: '^QEMU\\b|^Standard PC',
-    maxIdleTemperatureC: 90,
-    maxLoadTemperatureC: 95,
-    stressSeconds: 5,
-    nvmeRequired: false,
-    minPcieGTps: 0,
-    minPcieLinkWidth: 0,
-    maxNvmePercentUsed: 1,
-    minDiskWriteMBps: 10,
-    minDiskReadMBps: 10,
-    npuRequired: false,
-    minEthernetMbps: 0,
-    minWifiNetworks: 0,
-    watchdogRequired: true,
-    rebootCycles: 0,
-  },
+  qa: VM_QA,
   vm: {
     qemuBinary: 'qemu-system-aarch64',
     machine: 'virt',

@@ -17,3 +17,13 @@ export function prerequisite(what: string, available: boolean): boolean {
 
 /** True when this process runs as root (owners, device nodes, mounts). */
 export const isRoot = process.getuid?.() === 0;
+
+/** Whether Debian's archive answers for `suite` (its InRelease), which builds from the archive need. */
+export async function debianArchiveReachable(suite = 'trixie'): Promise<boolean> {
+  try {
+    const res = await fetch(`http://deb.debian.org/debian/dists/${suite}/InRelease`, { method: 'HEAD', signal: AbortSignal.timeout(10_000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}

@@ -14,17 +14,9 @@ import { createHostLogger } from '../../../../image/host/log.ts';
 import { createProgress } from '../../../../image/host/progress.ts';
 import { buildImage, defaultBuildConfig } from '../../../../image/pipeline/pipeline.ts';
 import { checkPinnedKernel, includeSpecs, mmdebstrapArgs, rootfsKey } from '../../../../image/pipeline/rootfs.ts';
-import { prerequisite } from '../../../helpers/prerequisites.ts';
+import { debianArchiveReachable, prerequisite } from '../../../helpers/prerequisites.ts';
 
-async function archiveReachable(): Promise<boolean> {
-  try {
-    const res = await fetch('http://deb.debian.org/debian/dists/trixie-backports/InRelease', { method: 'HEAD', signal: AbortSignal.timeout(10_000) });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-const hasArchive = prerequisite('the Debian archive (http://deb.debian.org)', await archiveReachable());
+const hasArchive = prerequisite('the Debian archive (http://deb.debian.org)', await debianArchiveReachable('trixie-backports'));
 
 describe('the pinned trixie-backports kernel', () => {
   let work: string;

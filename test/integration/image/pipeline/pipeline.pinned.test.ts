@@ -5,19 +5,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageManifest } from '../../../../image/release/image-manifest.ts';
 import { buildQemuImage, commandResult, runMemu, type BuildOutput } from '../../../helpers/memu-build.ts';
-import { prerequisite } from '../../../helpers/prerequisites.ts';
+import { debianArchiveReachable, prerequisite } from '../../../helpers/prerequisites.ts';
 
 const exec = promisify(execFile);
 
-async function archiveReachable(): Promise<boolean> {
-  try {
-    const res = await fetch('http://deb.debian.org/debian/dists/trixie/InRelease', { method: 'HEAD', signal: AbortSignal.timeout(10_000) });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-const hasArchive = prerequisite('the Debian archive (http://deb.debian.org)', await archiveReachable());
+const hasArchive = prerequisite('the Debian archive (http://deb.debian.org)', await debianArchiveReachable());
 
 describe('memu build --packages-from: a rebuild with the package versions of an earlier build', () => {
   let work: string;
