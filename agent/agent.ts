@@ -81,7 +81,11 @@ export function createAgent(
   const provisioning = createProvisioningModule(config, child('provisioning'), {
     stackSteps: [{ name: 'bring-stack-up', run: (stepLog) => stack.bringUp(stepLog) }],
     // --no-block: systemctl returns at once instead of being ended with the agent's cgroup on the way down.
-    factoryQa: { qa: factoryQa, powerOff: async () => void (await runCommand('systemctl', ['--no-block', 'poweroff'])) },
+    factoryQa: {
+      qa: factoryQa,
+      powerOff: async () => void (await runCommand('systemctl', ['--no-block', 'poweroff'])),
+      reboot: async () => void (await runCommand('systemctl', ['--no-block', 'reboot'])),
+    },
   });
   const familyDb = createFamilyDbModule({ dataDir: config.dataDir }, child('family-db'));
   const db = () => familyDb.db;

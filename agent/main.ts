@@ -3,11 +3,17 @@ import { healthCommand } from './health/index.ts';
 import { loadAgentConfig } from './config.ts';
 import { createAgentLogger } from './log.ts';
 import { notifySystemd } from './systemd-notify.ts';
+import { raucBootBackendCommand } from './updates/index.ts';
 
-/** memu-agent: one process under systemd (memu-agent.service); `memu-agent health` prints its latest health report. */
+/**
+ * memu-agent: one process under systemd (memu-agent.service); `memu-agent health` prints its
+ * latest health report; `memu-agent rauc-boot-backend ...` is RAUC's boot loader backend
+ * (/usr/lib/memu/rauc-boot-backend, agent/updates/rauc-boot-backend.ts).
+ */
 if (process.argv[2] === 'health') process.exit(await healthCommand(process.argv.slice(3), loadAgentConfig().healthSnapshotPath));
+if (process.argv[2] === 'rauc-boot-backend') process.exit(await raucBootBackendCommand(process.argv.slice(3)));
 if (process.argv[2] !== undefined) {
-  console.error(`memu-agent: unknown command "${process.argv[2]}". Commands: health [--json]. Without a command it runs the agent (as memu-agent.service does).`);
+  console.error(`memu-agent: unknown command "${process.argv[2]}". Commands: health [--json], rauc-boot-backend (run by RAUC). Without a command it runs the agent (as memu-agent.service does).`);
   process.exit(64);
 }
 // Everything above (the whole bundle's top-level code) has run: how long loading took.

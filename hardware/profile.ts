@@ -135,8 +135,13 @@ const qaThresholdsSchema = z
     cpuModelPattern: patternSchema.optional(),
     /** The board's model string (device tree `model`, or DMI vendor and product) must match. */
     boardModelPattern: patternSchema,
+    /**
+     * The board must report a temperature (a thermal zone). Virtual machines have none: there
+     * the temperature checks are skipped, and the load still runs.
+     */
+    thermalSensorRequired: z.boolean(),
     maxIdleTemperatureC: z.number().positive(),
-    /** The temperature allowed after `stressSeconds` of full load on every core (stress-ng). */
+    /** The temperature allowed after `stressSeconds` of full load on every core (`stress`). */
     maxLoadTemperatureC: z.number().positive(),
     stressSeconds: z.number().int().positive(),
     /** Fails a unit without an NVMe drive. */
@@ -146,6 +151,8 @@ const qaThresholdsSchema = z
     minPcieLinkWidth: z.number().int().nonnegative(),
     /** A new drive has used almost none of its rated life (SMART "percentage used"); more means a used or faulty drive. */
     maxNvmePercentUsed: z.number().nonnegative().max(100),
+    /** The scratch file fio writes and reads back on the data partition: long enough for a drive's cache not to flatter the write. */
+    diskTestMiB: z.number().int().positive(),
     minDiskWriteMBps: z.number().positive(),
     minDiskReadMBps: z.number().positive(),
     /** The SKU under test has the NPU fitted (features.npu only says one is optional). */
@@ -157,6 +164,8 @@ const qaThresholdsSchema = z
     watchdogRequired: z.boolean(),
     /** Warm reboots in a row the factory QA run must survive (Pi 5 NVMe lesson). */
     rebootCycles: z.number().int().nonnegative(),
+    /** Each of those reboots must reach QA within this many seconds of the kernel starting. */
+    maxBootSeconds: z.number().positive(),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-import { excerpt, JsonServiceClient, ServiceCallError, type JsonRequest } from './http-json.ts';
+import { excerpt, JsonServiceClient, ServiceCallError, type JsonRequest } from '../../shared/http/http-json.ts';
 
 /**
  * A client for the parts of Immich's API the agent uses (Immich 2.7.5; shapes from the

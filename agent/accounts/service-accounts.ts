@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AccountStore, ServiceAdminRecord } from './account-store.ts';
-import { ServiceCallError } from './http-json.ts';
+import { ServiceCallError } from '../../shared/http/http-json.ts';
 import type { AccountError, AccountService } from './member-accounts.ts';
 
 /** A family member as the accounts know them. */

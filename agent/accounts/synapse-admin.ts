@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { excerpt, JsonServiceClient, ServiceCallError, type JsonRequest } from './http-json.ts';
+import { excerpt, JsonServiceClient, ServiceCallError, type JsonRequest } from '../../shared/http/http-json.ts';
 
 /**
  * A client for the parts of Synapse's HTTP API the agent uses (Synapse 1.157, checked

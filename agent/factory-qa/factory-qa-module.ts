@@ -22,6 +22,7 @@ import { consoleText, issueFileConsole, type QaConsole } from './qa-console.ts';
 import { factoryQaPaths, runFactoryQa } from './qa-run.ts';
 import { factoryQaSteps, type QaStep, type QaStepOptions } from './qa-steps.ts';
 import { qaThresholdsFor, type QaThresholds } from './qa-thresholds.ts';
+import { createStationLink, type StationLink, type StationLinkOptions } from './station-link.ts';
 
 export type { FactoryQaState } from './factory-qa-state.ts';
 
@@ -54,7 +55,7 @@ export interface FactoryQaModuleOptions {
   devDir?: string;
   /** The image carries the Hailo driver, so the NPU check also asks it to answer; default: the profile installs hailo-all. */
   imageHasNpuDriver?: boolean;
-  /** Runs the tools (memtester, fio, stress-ng, smartctl, iw); tests answer from recorded outputs. */
+  /** Runs the tools (memtester, fio, stress, smartctl, iw); tests answer from recorded outputs. */
   runTool?: QaCommandRunner;
   /** Tests: a smaller fio file, faster sampling during the CPU load. */
   tuning?: Pick<QaStepOptions, 'fioSizeMiB' | 'thermalSampleMs'>;
@@ -65,6 +66,8 @@ export interface FactoryQaModuleOptions {
   now?: () => number;
   /** Tests: named points inside the run (`after-data-report`) to cut it off, as a power cut would. */
   checkpoint?: (point: string) => void | Promise<void>;
+  /** Tests: shorter bounds for telling the station (memu-qa.json's stationUrl) how the run goes. */
+  stationLink?: Pick<StationLinkOptions, 'requestTimeoutMs' | 'finalDeliveryMs' | 'retryDelayMs'>;
 }
 
 /**
@@ -72,7 +75,9 @@ export interface FactoryQaModuleOptions {
  * first-boot steps when the preseed says `factoryQa: true`. It reads the station's QA
  * settings (the unit's signing key, where to leave the report) from the FAT, runs the
  * checks, and keeps the state for the console (qa-console.ts) and the API
- * (`GET /api/factory-qa`).
+ * (`GET /api/factory-qa`). When the settings name a station on the bench LAN
+ * (`stationUrl`), it also tells the station how the run goes and sends it the signed
+ * report (station-link.ts); the run returns once that is delivered or its bound passed.
  */
 export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): FactoryQaModule {
   let state: FactoryQaState = { status: 'waiting' };
@@ -112,7 +117,49 @@ export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): F
     return { ok: true, settings: parsed.settings, signingKey: parsed.signingKey, claimCode } as const;
   }
 
-  async function runOnce(unit: QaUnit): Promise<FactoryQaState> {
+  // The station on the bench LAN, when memu-qa.json names one; stopped with the module.
+  let link: StationLink | undefined;
+  const linkFor = (stationUrl: string | undefined, claimCode: string | undefined): StationLink | undefined => {
+    if (!stationUrl) return undefined;
+    // The station knows a unit by its claim code; without one the FAT copy is all it gets.
+    if (!claimCode) {
+      log.warn('memu-qa.json names a QA station, but the preseed has no claim code to report under: the report is left on the FAT only');
+      return undefined;
+    }
+    link?.stop();
+    link = createStationLink({ stationUrl, claimCode, log, ...o.stationLink });
+    return link;
+  };
+
+  /**
+   * The last state for the station, waited for within the link's bound: a passed unit is
+   * switched off when the run returns, and the station should have its report by then. The
+   * report and signature are read back from the data partition: exactly the bytes the FAT got.
+   */
+  async function tellStationTheEnd(to: StationLink | undefined, ended: FactoryQaState): Promise<void> {
+    if (!to) return;
+    let update: Parameters<StationLink['finish']>[0];
+    if (ended.status === 'done') {
+      const paths = factoryQaPaths(o.dataDir);
+      const [report, signature] = await Promise.all([readFile(paths.report), readFile(paths.signature)]).catch(() => [undefined, undefined]);
+      if (!report || !signature) return;
+      update = {
+        state: 'done',
+        serialNumber: ended.report.serialNumber,
+        checksDone: ended.report.checks.length,
+        checksTotal: ended.report.checks.length,
+        report: report.toString('base64'),
+        signature: signature.toString('base64'),
+      };
+    } else if (ended.status === 'error') {
+      update = { state: 'error', reason: ended.reason.slice(0, 2000) };
+    } else return;
+    const delivery = await to.finish(update);
+    if (delivery.delivered) log.info({ answer: delivery.answer }, `the QA station has this unit's ${update.state} state`);
+    else log.warn(`the QA station did not get this unit's ${update.state} state (${delivery.reason}); ${update.state === 'done' ? 'the report is on the FAT partition for it' : 'the console shows why'}`);
+  }
+
+  async function runOnce(unit: QaUnit, onLink: (l: StationLink) => void): Promise<FactoryQaState> {
     let fat: FatVolume;
     try {
       fat = await openFatVolume(unit.fatDevice);
@@ -121,6 +168,8 @@ export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): F
     }
     const read = await readSettings(fat);
     if (!read.ok) return { status: 'error', reason: read.problem };
+    const station = linkFor(read.settings.stationUrl, read.claimCode);
+    if (station) onLink(station);
     const thresholds = qaThresholdsFor(unit.profile);
     const steps =
       o.steps?.(thresholds) ??
@@ -136,6 +185,10 @@ export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): F
         ...o.tuning,
       });
     setState({ status: 'running', step: 'identity', done: [] });
+    // runFactoryQa reads the unit's identity as a step of its own before these.
+    const stepsTotal = steps.length + 1;
+    let stepsDone = 0;
+    station?.update({ state: 'testing', step: 'identity', checksDone: 0, stepsDone, stepsTotal });
     const result = await runFactoryQa({
       profile: unit.profile.name,
       imageVersion: o.imageVersion,
@@ -149,7 +202,19 @@ export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): F
       log,
       now: o.now,
       checkpoint: o.checkpoint,
-      onProgress: (checks, next) => setState({ status: 'running', step: next, done: [...checks] }),
+      onProgress: (checks, next) => {
+        setState({ status: 'running', step: next, done: [...checks] });
+        stepsDone++;
+        const serial = checks.find((c) => c.check === 'serial-number' && c.verdict === 'pass')?.measured;
+        station?.update({
+          state: 'testing',
+          ...(typeof serial === 'string' ? { serialNumber: serial.slice(0, 128) } : {}),
+          ...(next ? { step: next } : {}),
+          checksDone: checks.length,
+          stepsDone,
+          stepsTotal,
+        });
+      },
     });
     return done(result.report, result.fatProblem);
   }
@@ -160,14 +225,18 @@ export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): F
     async stop() {
       // A run is not awaited: it takes minutes and is not resumable; systemd ends its tools
       // with the agent's cgroup, and the next boot tests the unit again.
+      link?.stop();
       await shown;
     },
     routes: factoryQaRoutes(() => state),
     state: () => state,
     async run(unit) {
-      const ended = await runOnce(unit).catch((err: Error): FactoryQaState => ({ status: 'error', reason: err.message }));
+      let station: StationLink | undefined;
+      const ended = await runOnce(unit, (l) => (station = l)).catch((err: Error): FactoryQaState => ({ status: 'error', reason: err.message }));
       if (ended.status === 'error') log.error({ reason: ended.reason }, 'factory QA could not run');
+      // The console first: the operator sees PASS or FAIL while the station is still being told.
       setState(ended);
+      await tellStationTheEnd(station, ended);
       return ended;
     },
     async resumePassed(unit) {
@@ -177,9 +246,12 @@ export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): F
       const parsed = text === undefined ? undefined : parseQaReport(text);
       if (!parsed?.ok || parsed.report.verdict !== 'pass' || !signature) return undefined;
       let fatProblem: string | undefined;
+      let station: StationLink | undefined;
       try {
         const fat = await openFatVolume(unit.fatDevice);
         const read = await readSettings(fat);
+        // A power cut may also have come before the station got the report: it is sent again (the station keeps one copy of the same bytes).
+        if (read.ok) station = linkFor(read.settings.stationUrl, read.claimCode);
         // The report went to the data partition first; a power cut may have come before its copy on the FAT.
         if (read.ok && read.settings.reportToFat) {
           const names = (await fat.listRoot()).map((n) => n.toLowerCase());
@@ -193,7 +265,9 @@ export function createFactoryQaModule(o: FactoryQaModuleOptions, log: Logger): F
         log.warn({ err: fatProblem }, 'the QA report could not be left on the FAT partition for the station');
       }
       log.info({ report: paths.report }, 'this unit already passed factory QA; finishing');
-      setState(done(parsed.report, fatProblem));
+      const resumed = done(parsed.report, fatProblem);
+      setState(resumed);
+      await tellStationTheEnd(station, resumed);
       return parsed.report;
     },
     notRequested() {

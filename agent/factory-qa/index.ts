@@ -6,3 +6,5 @@ export type { FactoryFreshPlan, FactoryFreshInput } from './factory-fresh-plan.t
 export { applyFactoryFreshPlan, cleanUpAfterQa, listRootWrittenAtBoot, listTree, recordShippedListing } from './factory-fresh-cleanup.ts';
 export { FACTORY_QA_ISSUE_PATH, issueFileConsole } from './qa-console.ts';
 export type { QaConsole } from './qa-console.ts';
+export { readThisBoot, recordBoot } from './checks/reboot-cycles.ts';
+export type { ThisBoot } from './checks/reboot-cycles.ts';

@@ -1,7 +1,7 @@
 import type { HardwareProfile } from '../../hardware/index.ts';
 import { runCommandOutcome } from '../../shared/process/run-command.ts';
 import { evaluateCpu, readCpu } from './checks/cpu.ts';
-import { DEFAULT_FIO_SIZE_MIB, evaluateDiskSpeed, readDiskSpeed } from './checks/disk-speed.ts';
+import { evaluateDiskSpeed, readDiskSpeed } from './checks/disk-speed.ts';
 import { evaluateMemory, readMemory } from './checks/memory.ts';
 import { evaluateNpu, readNpu } from './checks/npu.ts';
 import { evaluateNvme, readNvmeControllers } from './checks/nvme-link.ts';
@@ -12,6 +12,7 @@ import { evaluatePiBootloader } from './checks/pi-bootloader.ts';
 import type { QaCheckOutcome, QaCommandRunner } from './checks/qa-check.ts';
 import { evaluateThermal, readThermal } from './checks/thermal.ts';
 import { evaluateWatchdog, readWatchdog } from './checks/watchdog.ts';
+import { evaluateRebootCycles, readRebootRecord } from './checks/reboot-cycles.ts';
 import type { QaThresholds } from './qa-thresholds.ts';
 
 /** One step of the QA run: a reader and its evaluator, bounded by a timeout. */
@@ -35,7 +36,10 @@ export interface QaStepOptions {
   piBootloader?: () => Promise<BootloaderFacts | undefined>;
   /** The image has the Hailo driver (a Pi image with hailo-all). */
   imageHasNpuDriver?: boolean;
+  /** Tests only: a smaller scratch file than the profile's `diskTestMiB`. */
   fioSizeMiB?: number;
+  /** Cores the load runs on (default: every core this process may use). */
+  cpuCores?: number;
   /** How often the Pi's power and throttling state is sampled during the load (tests make it short). */
   thermalSampleMs?: number;
 }
@@ -63,12 +67,14 @@ export function factoryQaSteps(o: QaStepOptions): QaStep[] {
       timeoutMs: 30_000,
       run: async () => evaluateSmart(await readSmart(dev, (await readNvmeControllers(sys)).map((c) => c.name), run), t),
     },
-    { name: 'disk-speed', timeoutMs: fioTimeoutMs(o.fioSizeMiB ?? DEFAULT_FIO_SIZE_MIB, t), run: async () => evaluateDiskSpeed(await readDiskSpeed(o.dataDir, run, o.fioSizeMiB ?? DEFAULT_FIO_SIZE_MIB), t) },
-    { name: 'thermal', timeoutMs: (t.stressSeconds + 30) * 1000, run: async () => evaluateThermal(await readThermal(sys, run, t.stressSeconds, o.thermalSampleMs), t) },
+    { name: 'disk-speed', timeoutMs: fioTimeoutMs(o.fioSizeMiB ?? t.diskTestMiB, t), run: async () => evaluateDiskSpeed(await readDiskSpeed(o.dataDir, run, o.fioSizeMiB ?? t.diskTestMiB), t) },
+    { name: 'thermal', timeoutMs: (t.stressSeconds + 30) * 1000, run: async () => evaluateThermal(await readThermal(sys, run, t.stressSeconds, o.thermalSampleMs, o.cpuCores), t) },
     { name: 'npu', timeoutMs: 5_000, run: async () => evaluateNpu(await readNpu(sys, dev, o.imageHasNpuDriver ?? false), t, o.profile.features.npu) },
     { name: 'ethernet', timeoutMs: 5_000, run: async () => evaluateEthernet(await readEthernet(sys), t) },
     { name: 'wifi', timeoutMs: 30_000, run: async () => evaluateWifi(t.wifiRequired ? await readWifi(sys, run) : undefined, t) },
     { name: 'watchdog', timeoutMs: 5_000, run: async () => evaluateWatchdog(await readWatchdog(sys, dev), t) },
+    // The reboots themselves happen before the run (the QA boot's factory-qa-reboots step); this reads their record.
+    { name: 'reboot-cycles', timeoutMs: 5_000, run: async () => evaluateRebootCycles(await readRebootRecord(o.dataDir), t) },
     { name: 'pi-bootloader', timeoutMs: 15_000, run: async () => evaluatePiBootloader(t.bootloader ? await (o.piBootloader ?? (() => readBootloaderFacts(sys)))() : undefined, t) },
   ];
 }

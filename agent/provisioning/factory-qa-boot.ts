@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { HardwareProfile } from '../../hardware/index.ts';
 import { apiKeyDigest } from '../../shared/contracts/agent-api.ts';
 import { createFileOnce, readTextIfPresent } from '../../shared/files/durable-files.ts';
-import { recordShippedListing, type FactoryQaModule } from '../factory-qa/index.ts';
+import { recordBoot, recordShippedListing, type FactoryQaModule, type ThisBoot } from '../factory-qa/index.ts';
 import { readJournal, type ProvisioningStep } from './journal.ts';
 import { readPreseed } from './preseed-source.ts';
 import { firstBootPaths } from './steps/first-boot-context.ts';
@@ -40,6 +40,9 @@ export interface FactoryQaBootContext {
   fatDevice: string;
   profile: HardwareProfile;
   qa: Pick<FactoryQaModule, 'run' | 'resumePassed'>;
+  /** Asks for a warm reboot (`systemctl --no-block reboot` on the device). */
+  reboot: () => Promise<void>;
+  thisBoot: () => Promise<ThisBoot>;
   fault: (point: string) => Promise<void>;
 }
 
@@ -50,6 +53,9 @@ export interface FactoryQaBootContext {
  *   factory-qa-listing   what the data partition and the root directories a boot writes hold
  *                        now, before QA writes anything: the cleanup's "shipped" side
  *   factory-qa-api-key   the station's agentApiKey, as its digest, so it can ask GET /api/factory-qa
+ *   factory-qa-reboots   the profile's warm reboots, each boot recorded with its time; until the
+ *                        last one the step asks for a reboot and ends unfinished, so the next
+ *                        boot comes back to it
  *   factory-qa-run       the checks and the signed report; done only when the unit passed (a
  *                        passing report already there is resumed, not run again). A failed unit's
  *                        step fails: it stays on, and switching it off and on tests it again.
@@ -76,6 +82,16 @@ export function factoryQaBootSteps(ctx: FactoryQaBootContext): ProvisioningStep[
       const preseed = await readPreseed({ device: ctx.fatDevice, log });
       const key = preseed.state === 'valid' ? preseed.settings.agentApiKey : undefined;
       if (key) await createFileOnce(firstBootPaths(ctx.dataDir).agentApiKeyDigest, `${apiKeyDigest(key)}\n`, { mode: 0o600 });
+    }),
+    step('factory-qa-reboots', async (log) => {
+      const cycles = ctx.profile.qa.rebootCycles;
+      if (cycles === 0) return;
+      const { record, rebootsLeft } = await recordBoot(ctx.dataDir, await ctx.thisBoot(), cycles);
+      if (rebootsLeft === 0) return log.info({ boots: record.boots }, 'every warm reboot of factory QA is done');
+      const next = cycles - rebootsLeft + 1;
+      await ctx.reboot();
+      // Unfinished on purpose: the next boot resumes here.
+      throw new Error(`rebooting: factory QA's warm reboot ${next} of ${cycles}`);
     }),
     step('factory-qa-run', async () => {
       if (await ctx.qa.resumePassed(unit)) return;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.ts';
 import { loadProfile } from '../../hardware/index.ts';
 import { applyStoredDeviceSettings, deviceRootEffects } from '../device-settings/index.ts';
-import { cleanUpAfterQa, type FactoryQaModule } from '../factory-qa/index.ts';
+import { cleanUpAfterQa, readThisBoot, type FactoryQaModule, type ThisBoot } from '../factory-qa/index.ts';
 import type { HealthSource } from '../health/index.ts';
 import type { AgentModule } from '../module.ts';
 import { growDataFilesystem, growDataPartition, layoutPartition, loadDiskLayout, readDataPartition, requireMounted } from '../storage/index.ts';
@@ -34,6 +34,10 @@ export interface ProvisioningModuleOptions {
     qa: Pick<FactoryQaModule, 'run' | 'resumePassed' | 'notRequested'>;
     /** Switches the unit off once it passed (`systemctl poweroff` on the device), so the operator sees it is done. */
     powerOff: () => Promise<void>;
+    /** A warm reboot, for the profile's reboot cycles (`systemctl reboot` on the device). */
+    reboot: () => Promise<void>;
+    /** Tests: this boot's id and uptime (default: read from /proc). */
+    thisBoot?: () => Promise<ThisBoot>;
     /** The root file system the cleanup makes fresh again; default '/'. */
     rootDir?: string;
     /** Tests: named points in a QA boot (`factory-qa-run:done`, `cleanup:after-data-removals`…) to cut it off, as a power cut would. */
@@ -83,6 +87,8 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
 
   // Set once a QA boot's unit passed and is being switched off: the cleanup runs when the agent stops.
   let qaCleanup: { fatDevice: string } | undefined;
+  // Set once a QA boot asked for one of its warm reboots.
+  let qaRebooting = false;
   const qaFault = async (point: string) => {
     await options.factoryQa?.faultInjection?.(point);
   };
@@ -104,6 +110,11 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
             fatDevice,
             profile: loadProfile(disk.profile),
             qa: options.factoryQa.qa,
+            reboot: async () => {
+              qaRebooting = true;
+              await options.factoryQa!.reboot();
+            },
+            thisBoot: options.factoryQa.thisBoot ?? (() => readThisBoot()),
             fault: qaFault,
           }),
         ];
@@ -130,7 +141,8 @@ export function createProvisioningModule(config: AgentConfig, log: Logger, optio
       if (mode === 'factory-qa') {
         if (result.state === 'done') await switchOffPassedUnit(fatDevice!);
         // A failed unit stays on, showing why; a retry would only load it again. Switching it off and on tests it again.
-        return { ...result, retry: !(result.state === 'failed' && result.step === 'factory-qa-run') };
+        // A unit in its reboot cycles is already on its way down.
+        return { ...result, retry: !(result.state === 'failed' && (result.step === 'factory-qa-run' || qaRebooting)) };
       }
       // Settings live on the data partition; a freshly updated root slot gets them here.
       if (result.state === 'done') {

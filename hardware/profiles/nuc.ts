@@ -51,6 +51,7 @@ export const nuc: ProfileInput = {
     memoryTestMiB: 256,
     minCpuCores: 4,
     boardModelPattern: '.',
+    thermalSensorRequired: true,
     maxIdleTemperatureC: 70,
     maxLoadTemperatureC: 95,
     stressSeconds: 60,
@@ -58,6 +59,7 @@ export const nuc: ProfileInput = {
     minPcieGTps: 8,
     minPcieLinkWidth: 4,
     maxNvmePercentUsed: 1,
+    diskTestMiB: 1024,
     minDiskWriteMBps: 300,
     minDiskReadMBps: 500,
     npuRequired: false,
@@ -65,5 +67,7 @@ export const nuc: ProfileInput = {
     minWifiNetworks: 1,
     watchdogRequired: true,
     rebootCycles: 3,
+    // A guess until real units are measured: a healthy boot reaches the agent well within a minute.
+    maxBootSeconds: 120,
   },
 };

@@ -100,6 +100,7 @@ export const pi5: ProfileInput = {
     minCpuCores: 4,
     cpuModelPattern: '^Cortex-A76$',
     boardModelPattern: '^Raspberry Pi 5\\b',
+    thermalSensorRequired: true,
     maxIdleTemperatureC: 70,
     maxLoadTemperatureC: 85,
     stressSeconds: 60,
@@ -107,6 +108,7 @@ export const pi5: ProfileInput = {
     minPcieGTps: 5,
     minPcieLinkWidth: 1,
     maxNvmePercentUsed: 1,
+    diskTestMiB: 1024,
     minDiskWriteMBps: 200,
     minDiskReadMBps: 300,
     npuRequired: false,
@@ -114,5 +116,7 @@ export const pi5: ProfileInput = {
     minWifiNetworks: 1,
     watchdogRequired: true,
     rebootCycles: 20,
+    // A guess until real units are measured: a healthy boot reaches the agent well within a minute.
+    maxBootSeconds: 120,
   },
 };

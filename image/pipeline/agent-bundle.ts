@@ -48,7 +48,7 @@ function refuseWebAssemblyUsers(code: string, entryPoint: string): void {
   const excerpt = code.slice(Math.max(0, use.index - 80), use.index + 40).replace(/\s+/g, ' ');
   throw new Error(
     `the agent bundle of ${entryPoint} uses ${use[0].startsWith('fetch') ? 'the global fetch' : 'WebAssembly'} near: ${excerpt}\n` +
-      "the agent runs without WebAssembly (V8's lite mode), where Node's fetch ends the process: call services through node:http (agent/accounts/http-json.ts does), and keep WebAssembly out of the agent.",
+      "the agent runs without WebAssembly (V8's lite mode), where Node's fetch ends the process: call services through node:http (shared/http/http-json.ts does), and keep WebAssembly out of the agent.",
   );
 }
 

@@ -26,6 +26,7 @@ import { listInstalledPackages } from './debian-packages.ts';
 import { preparePinnedPackages } from './package-pins.ts';
 import { buildRootfs, debCacheDir, keyDigest, rootfsPackages } from './rootfs.ts';
 import { applyOverlays, createStagingTree, enableUnits, replaceFile } from './staging.ts';
+import { resolveRaucKeyring, writeRaucConfig, type RaucKeyring } from './rauc-config.ts';
 
 /**
  * `memu build`: one linear list of named stages (mkosi's build_image()), each a small
@@ -47,6 +48,8 @@ export interface BuildConfig {
   /** Seed for disk/partition GUIDs and filesystem UUIDs; fixed per profile by default. */
   layoutSeed: string;
   signingKeyPath?: string;
+  /** The release CA devices check RAUC bundles against (/etc/rauc/keyring.pem); default: a development CA under the cache. */
+  raucKeyringPath?: string;
   refreshRootfs?: boolean;
   /** Extra overlay directories laid on top of the repository's (factory certificates, branding). */
   extraOverlays?: string[];
@@ -66,6 +69,8 @@ export interface BuildResult {
   /** Also true when no overlay touches the initrd (the kernel package's is shipped). */
   initramfsCacheHit: boolean;
   stageSeconds: Record<string, number>;
+  /** Which CA the image trusts for OS updates. */
+  raucKeyring: Pick<RaucKeyring, 'identity' | 'source' | 'path'>;
 }
 
 /** Units enabled in every image, as `systemctl enable` would. */
@@ -100,6 +105,7 @@ export async function defaultBuildConfig(profile: HardwareProfile, overrides: Pa
     version: overrides.version ?? (await projectVersion()),
     layoutSeed: overrides.layoutSeed ?? `memu-os:${profile.name}`,
     signingKeyPath: overrides.signingKeyPath ?? process.env.MEMU_SIGNING_KEY,
+    raucKeyringPath: overrides.raucKeyringPath ? resolve(overrides.raucKeyringPath) : undefined,
     refreshRootfs: overrides.refreshRootfs,
     extraOverlays: (overrides.extraOverlays ?? []).map((d) => resolve(d)),
     stackDir: overrides.stackDir ? resolve(overrides.stackDir) : undefined,
@@ -129,6 +135,8 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
   const bootBackend = bootBackendFor(profile);
   await preflight(config);
   const signingKey = await resolveSigningKey(config, log);
+  // Before the long stages, so that a bad --rauc-keyring fails at once.
+  const raucKeyring = await resolveRaucKeyring({ keyringPath: config.raucKeyringPath, cacheDir: config.cacheDir, log });
   await mkdir(config.outDir, { recursive: true });
   await removeStaleWorkDirs(config.outDir);
   const workDir = join(config.outDir, `.memu-work-${process.pid}`);
@@ -164,8 +172,10 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       await createStagingTree(rootfs.tree, tree);
       const overlayDirs = [join(repoRoot, 'overlays/common'), join(repoRoot, 'overlays', profile.name), ...(config.extraOverlays ?? [])];
       const written = await applyOverlays(tree, overlayDirs);
+      // RAUC's slots come from the partitions' labels, which the data partition's final size does not change.
+      written.push(...(await writeRaucConfig(tree, { layout: computeLayout(profile, config.layoutSeed), keyringPem: raucKeyring.pem })));
       await enableUnits(tree, ENABLED_UNITS);
-      log.info({ files: written.length }, 'overlays applied');
+      log.info({ files: written.length, raucKeyring: { source: raucKeyring.source, certificates: raucKeyring.identity.certificates } }, 'overlays applied');
       return written;
     });
 
@@ -257,6 +267,7 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
           packages,
           ...(pins ? { packagesPinnedFrom: { version: pins.from.version, manifestSha256: pins.from.manifestSha256 } } : {}),
           containerImages: stack?.images ?? [],
+          raucKeyring: { source: raucKeyring.source, certificates: raucKeyring.identity.certificates },
         },
       }),
     );
@@ -264,7 +275,13 @@ export async function buildImage(config: BuildConfig, log: Logger, progress: Pro
       { dir: config.outDir, image: formatBytes(artifacts.manifest.sizes.imageBytes), mapped: formatBytes(artifacts.manifest.sizes.mappedBytes), zst: formatBytes(artifacts.manifest.sizes.zstBytes), stageSeconds },
       'image built',
     );
-    return { artifacts, rootfsCacheHit: rootfs.cacheHit, initramfsCacheHit: initramfs.cacheHit, stageSeconds };
+    return {
+      artifacts,
+      rootfsCacheHit: rootfs.cacheHit,
+      initramfsCacheHit: initramfs.cacheHit,
+      stageSeconds,
+      raucKeyring: { identity: raucKeyring.identity, source: raucKeyring.source, path: raucKeyring.path },
+    };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

@@ -42,18 +42,34 @@ export const BASE_PACKAGES = [
   'openssh-server',
   // The family's backups (agent/backups): encrypted, deduplicated, to a USB drive or off-site.
   'restic',
+  // OS updates into the idle root slot (/etc/rauc/system.conf, image/pipeline/rauc-config.ts).
+  // rauc-service holds rauc.service, started only by D-Bus activation when `rauc install`
+  // or `rauc status` asks (no [Install] section: nothing runs at boot); the rauc CLI of
+  // Debian's build talks to it over D-Bus.
+  'rauc',
+  'rauc-service',
   // /usr/share/zoneinfo for the preseeded time zone.
   'tzdata',
+  // Factory QA runs on every unit before it ships (agent/factory-qa/checks): the memory
+  // test, the disk speed, the load for the thermal check, the NVMe drive's health.
+  'memtester',
+  'fio',
+  // stress, not stress-ng: Debian's stress-ng pulls in Mesa and LLVM (about 230 MB).
+  'stress',
+  'nvme-cli',
 ] as const;
 
 /**
  * Shell run inside mmdebstrap's customize phase. Part of the cache key by content.
  * mmdebstrap copies the build host's hostname and resolv.conf; SSH host keys must be
- * made per device on first boot, never shipped.
+ * made per device on first boot, never shipped. nvme-cli's install makes a random NVMe
+ * host identity (`/etc/nvme/hostid`, `hostnqn`, for NVMe over fabrics only): shipped, every
+ * unit would share one and no two builds would be byte-identical.
  */
 export const CUSTOMIZE_HOOK = [
   'rm -f "$1/etc/hostname" "$1/etc/resolv.conf"',
   'rm -f "$1"/etc/ssh/ssh_host_*',
+  'rm -f "$1/etc/nvme/hostid" "$1/etc/nvme/hostnqn"',
   'rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin',
   ': > "$1/etc/machine-id"',
 ].join(' && ');
@@ -207,10 +223,22 @@ export async function buildRootfs(opts: {
     await clampTreeTimes(join(building, 'tree'), key.sourceDateEpoch);
     const summary = await treeDigest(join(building, 'tree'));
     const entry: CacheEntry = { key, tree: summary, createdAt: new Date().toISOString() };
-    await rename(building, entryDir);
-    await writeFileAtomic(entryFile, JSON.stringify(entry, null, 2));
+    // The entry file goes in before the rename, so the entry appears whole or not at all.
+    await writeFileAtomic(join(building, 'entry.json'), JSON.stringify(entry, null, 2));
+    const published = await rename(building, entryDir).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+        return false;
+      },
+    );
     await writeFileAtomic(lastKeyFile, JSON.stringify(key, null, 2));
-    return { tree, key, cacheHit: false, files: summary.files, bytes: summary.bytes };
+    if (!published) {
+      // Another build of the same inputs finished first: its tree is the one to use.
+      await rm(building, { recursive: true, force: true });
+      log.info({ stage: 'rootfs', key: digest }, 'another build made this root filesystem at the same time; using its tree');
+    }
+    return { tree, key, cacheHit: !published, files: summary.files, bytes: summary.bytes };
   } catch (err) {
     await rm(building, { recursive: true, force: true });
     throw err;

@@ -44,6 +44,14 @@ export const imageManifestSchema = z
     /** Set when the build installed exactly the package versions of an earlier build (`--packages-from`). */
     packagesPinnedFrom: z.object({ version: z.string(), manifestSha256: sha256 }).strict().optional(),
     containerImages: z.array(z.object({ service: z.string(), reference: z.string(), digest: z.string() }).strict()),
+    /** The CA the image's RAUC trusts for OS updates (optional: manifests made before it was recorded still read). */
+    raucKeyring: z
+      .object({
+        source: z.enum(['release', 'development']),
+        certificates: z.array(z.object({ subject: z.string(), sha256Fingerprint: z.string(), notAfter: z.string() }).strict()).min(1),
+      })
+      .strict()
+      .optional(),
     sizes: z.object({ imageBytes: z.number().int(), mappedBytes: z.number().int(), zstBytes: z.number().int() }).strict(),
     artifacts: z.array(artifactSchema).min(1),
   })

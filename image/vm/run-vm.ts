@@ -11,7 +11,7 @@ import { AGENT_DEFAULT_PORT, AGENT_HEALTH_PATH, AGENT_LIVENESS_PATH, type Health
 /**
  * Boots a Memu image in QEMU (TCG: software emulation, no KVM) with UEFI firmware from
  * Debian (OVMF for x86-64, AAVMF for arm64's `virt` machine; both take the same flash,
- * PCI virtio and watchdog devices). The image file is never written: the VM runs on a qcow2 overlay whose
+ * PCI virtio and watchdog devices). The image file is never written (unless `driveInPlace`): the VM runs on a qcow2 overlay whose
  * virtual size can exceed the image (`diskSizeBytes`), which is how tests emulate a bigger
  * drive for first-boot growth. Serial console goes to a log file; QMP stops it cleanly.
  */
@@ -34,6 +34,15 @@ export interface VmOptions {
   agentPort?: number;
   /** Keep the overlay from an earlier run in workDir (a second boot of the same disk). */
   reuseDisk?: boolean;
+  /**
+   * Boot `image` itself as the unit's drive, written in place, instead of an overlay: a drive
+   * flashed by the QA station that goes back to the station afterwards. Its size is the file's.
+   */
+  driveInPlace?: boolean;
+  /** The drive's bus, instead of the profile's: `nvme` emulates an NVMe SSD (factory QA's nvme checks). */
+  diskInterface?: 'virtio' | 'nvme';
+  /** The machine's serial number in its firmware tables (SMBIOS type 1), which factory QA records the unit by. QEMU sets none. */
+  serialNumber?: string;
   /** A raw disk image plugged in as a USB stick (xHCI, usb-storage): the family's backup drive. Written by the guest. */
   usbDrive?: string;
   log: Logger;
@@ -42,6 +51,7 @@ export interface VmOptions {
 export interface RunningVm {
   process: StartedProcess['child'];
   serialLog: string;
+  /** The qcow2 overlay the guest writes (absent with `driveInPlace`, which writes the image). */
   overlay: string;
   /** Resolves with QEMU's exit code. */
   exited: Promise<number | null>;
@@ -58,6 +68,8 @@ const HTTP_GUEST_PORT = 80;
 export async function startVm(opts: VmOptions): Promise<RunningVm> {
   const vm = opts.profile.vm;
   if (!vm) throw new Error(`profile ${opts.profile.name} is not a virtual machine target; use qemu-amd64 or qemu-arm64`);
+  // QEMU's option syntax gives commas and equals signs a meaning.
+  if (opts.serialNumber !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(opts.serialNumber)) throw new Error(`serial number "${opts.serialNumber}": use up to 64 letters, digits, dots, dashes and underscores`);
   await requireHostTools(['qemu-img', vm.qemuBinary === 'qemu-system-x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64']);
   await mkdir(opts.workDir, { recursive: true });
   const overlay = join(opts.workDir, 'disk.qcow2');
@@ -65,7 +77,8 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
   const serialLog = join(opts.workDir, 'serial.log');
   const qmpSocket = join(opts.workDir, 'qmp.sock');
   const guestAgentSocket = join(opts.workDir, 'qga.sock');
-  if (!opts.reuseDisk) {
+  if (opts.driveInPlace) await copyFile(vm.firmwareVarsTemplate, vars);
+  else if (!opts.reuseDisk) {
     await rm(overlay, { force: true });
     const args = ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', resolve(opts.image), overlay];
     if (opts.diskSizeBytes) args.push(String(opts.diskSizeBytes));
@@ -86,10 +99,11 @@ export async function startVm(opts: VmOptions): Promise<RunningVm> {
     '-cpu', vm.cpu,
     '-smp', String(opts.cpus ?? 2),
     '-m', String(opts.memoryMiB ?? 2048),
+    ...(opts.serialNumber ? ['-smbios', `type=1,serial=${opts.serialNumber}`] : []),
     '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${vm.firmwareCode}`,
     '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
-    '-drive', `if=none,id=disk0,format=qcow2,file=${overlay},cache=unsafe,discard=unmap`,
-    '-device', vm.diskInterface === 'nvme' ? 'nvme,drive=disk0,serial=memu-vm-0,bootindex=1' : 'virtio-blk-pci,drive=disk0,bootindex=1',
+    '-drive', opts.driveInPlace ? `if=none,id=disk0,format=raw,file=${resolve(opts.image)},cache=writeback` : `if=none,id=disk0,format=qcow2,file=${overlay},cache=unsafe,discard=unmap`,
+    '-device', (opts.diskInterface ?? vm.diskInterface) === 'nvme' ? 'nvme,drive=disk0,serial=memu-vm-0,bootindex=1' : 'virtio-blk-pci,drive=disk0,bootindex=1',
     '-netdev', netdev,
     '-device', 'virtio-net-pci,netdev=net0',
     '-device', 'virtio-rng-pci',

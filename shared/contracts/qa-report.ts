@@ -166,6 +166,33 @@ export function verifyQaReport(reportBytes: Buffer, signatureText: string | unde
   return { ok: true, report: parsed.report, keyId: check.keyId };
 }
 
+/**
+ * Where a unit tells the station how its QA run goes (`stationUrl` in QA_SETTINGS_FILE_NAME):
+ * the station's own address on the bench LAN, `http://host:port`. Plain HTTP on purpose:
+ * the bench LAN is the factory's, the unit has no certificate to check the station
+ * against, and what it sends needs no secrecy (the claim code is printed on the label) and
+ * no trust in the channel (the report carries its own signature). No credentials and no
+ * path: the unit adds `/qa/units/<claim code>` itself.
+ */
+export const stationUrlSchema = z.string().superRefine((text, ctx) => {
+  const problem = stationUrlProblem(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** What is wrong with a station URL, worded without quoting it (it could carry a password); undefined when it is one. */
+export function stationUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "is not a URL: give the station's address as http://HOST:PORT";
+  }
+  if (url.protocol !== 'http:') return `is ${url.protocol}, but a unit reaches the station over plain http: give http://HOST:PORT`;
+  if (url.username || url.password) return 'carries credentials: the station takes no user or password; give http://HOST:PORT';
+  if (url.pathname !== '/' || url.search || url.hash) return 'has a path, query or fragment: give only http://HOST:PORT, the unit adds /qa/units/<claim code>';
+  return undefined;
+}
+
 /** What the station tells one unit about its QA run (QA_SETTINGS_FILE_NAME on the first FAT partition). */
 export const qaSettingsSchema = z
   .object({
@@ -174,6 +201,8 @@ export const qaSettingsSchema = z
     signingKey: z.string().includes('PRIVATE KEY'),
     /** Also leave the signed report on the first FAT partition for the station to read back. */
     reportToFat: z.boolean(),
+    /** Also send the run's progress and the signed report to the station on the bench LAN (best effort; the FAT copy stays). */
+    stationUrl: stationUrlSchema.optional(),
   })
   .strict();
 export type QaSettings = z.infer<typeof qaSettingsSchema>;
@@ -198,4 +227,69 @@ export function parseQaSettings(text: string): QaSettingsParse {
   }
   if (signingKey.asymmetricKeyType !== 'ed25519') return { ok: false, problems: [`${QA_SETTINGS_FILE_NAME}: signingKey is a ${signingKey.asymmetricKeyType} key; expected ed25519`] };
   return { ok: true, settings: result.data, signingKey };
+}
+
+/**
+ * What a unit sends the station while it is tested (`POST <stationUrl>/qa/units/<claim
+ * code>`, JSON): `testing` when the run starts and after each step, then `done` with the
+ * signed report (base64 of exactly the bytes written to the FAT, and of its detached
+ * signature file), or `error` when QA could not run. The station trusts none of it but the
+ * report, and that only after verifying its signature against the key it made for the unit.
+ */
+export const QA_UNIT_STATE_FORMAT = 'memu-qa-unit-state/1';
+/** The report is about 10 KB on a real unit; a bound keeps a stray client from filling the station's memory or disk. */
+export const QA_UNIT_STATE_REPORT_MAX_BYTES = 256 * 1024;
+export const QA_UNIT_STATE_SIGNATURE_MAX_BYTES = 4 * 1024;
+/** A whole message: the report and signature in base64 (4/3 of their size) and the rest. */
+export const QA_UNIT_STATE_MAX_BYTES = 512 * 1024;
+
+const base64Of = (maxBytes: number) =>
+  z
+    .string()
+    .max(Math.ceil(maxBytes / 3) * 4, `is longer than the base64 of ${maxBytes} bytes`)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'is not base64');
+
+export const qaUnitStateSchema = z
+  .object({
+    format: z.literal(QA_UNIT_STATE_FORMAT),
+    claimCode: z.string().regex(CLAIM_CODE, 'a claim code: 4 groups of 4 Crockford base32 characters'),
+    serialNumber: z.string().min(1).max(128).optional(),
+    state: z.enum(['testing', 'done', 'error']),
+    /** The step running now (testing), or the one that ended the run. */
+    step: z.string().max(64).optional(),
+    /** Check results recorded so far. */
+    checksDone: z.number().int().nonnegative().max(1000).optional(),
+    /** Known once the run is over (the steps decide how many checks they report). */
+    checksTotal: z.number().int().nonnegative().max(1000).optional(),
+    /** Steps finished, and how many the run has: the progress while testing. */
+    stepsDone: z.number().int().nonnegative().max(1000).optional(),
+    stepsTotal: z.number().int().nonnegative().max(1000).optional(),
+    /** Why QA could not run (error). */
+    reason: z.string().max(2000).optional(),
+    /** base64 of memu-qa-report.json's bytes (done). */
+    report: base64Of(QA_UNIT_STATE_REPORT_MAX_BYTES).optional(),
+    /** base64 of memu-qa-report.json.sig's bytes (done). */
+    signature: base64Of(QA_UNIT_STATE_SIGNATURE_MAX_BYTES).optional(),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.state === 'done' && (m.report === undefined || m.signature === undefined)) ctx.addIssue({ code: 'custom', path: ['report'], message: 'a done state carries the report and its signature' });
+    if (m.state !== 'done' && (m.report !== undefined || m.signature !== undefined)) ctx.addIssue({ code: 'custom', path: ['report'], message: `a ${m.state} state carries no report` });
+  });
+export type QaUnitState = z.infer<typeof qaUnitStateSchema>;
+
+export type QaUnitStateParse = { ok: true; state: QaUnitState } | { ok: false; problems: string[] };
+
+/** Parses a unit's message from its raw body; the size is checked first, so nothing larger is ever parsed. */
+export function parseQaUnitState(body: string | Buffer): QaUnitStateParse {
+  const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  if (size > QA_UNIT_STATE_MAX_BYTES) return { ok: false, problems: [`is ${size} bytes, more than the ${QA_UNIT_STATE_MAX_BYTES} a unit state may be`] };
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString());
+  } catch {
+    return { ok: false, problems: ['is not JSON'] };
+  }
+  const result = qaUnitStateSchema.safeParse(value);
+  return result.success ? { ok: true, state: result.data } : { ok: false, problems: formatZodIssues(result.error.issues) };
 }

@@ -1,7 +1,10 @@
 /**
  * The whole box under QEMU (TCG), offline, on an 8 GiB drive: the qemu-amd64 image with
  * a preloaded stack (test/helpers/test-stack.ts, whose front door is a real nginx) and a
- * preseed carrying the API key and the claim code. Two drives share one build: the first
+ * preseed carrying the API key and the claim code. It begins on the factory's bench: the QA
+ * station flashes three drives at once, each boots in its own VM (two pass, one with too
+ * little memory fails), the station collects the signed reports and prints labels. Then two
+ * drives share the build: the first is a drive that passed QA, booting as a new box
  * (growth, stack, who may reach the agent, the setup wizard in Chromium with a hard reset
  * half-way, which is also the drive's second boot, and a backup onto a virtual USB drive),
  * and a second whose first boot is hard-reset in the middle of bringing the stack up, which
@@ -21,12 +24,19 @@ import { buildQemuImage, runMemu, type BuildOutput } from '../helpers/memu-build
 import { startTestRegistry, type TestRegistry } from '../helpers/oci-registry.ts';
 import { isStackUp, writeTestStack, type StackHealthz } from '../helpers/test-stack.ts';
 import { runCommand } from '../../shared/process/run-command.ts';
+import { PRESEED_FILE_NAME } from '../../shared/contracts/preseed.ts';
+import { QA_SETTINGS_FILE_NAME } from '../../shared/contracts/qa-report.ts';
+import type { QaRecord } from '../../image/factory-qa/qa-records.ts';
+import { commandResult } from '../helpers/memu-build.ts';
+import { listFatRoot, readFatFile } from '../helpers/fat-disk.ts';
 import { launchChromium, VIEWPORTS } from '../helpers/browser.ts';
 
 const GiB = 1024 ** 3;
 const HTTP_PORT = 18483;
 const AGENT_PORT = 18482;
 const REGISTRY_PORT = 18350;
+/** `memu qa station watch` on the host; the QA units reach it as 10.0.2.2, QEMU's address for the host. */
+const STATION_PORT = 18470;
 const API_KEY = 'e2e-fleet-key-0123456789-abcdefghijklmnopq';
 const CLAIM_CODE = 'M3MA-E2E0-7K3M-Q9XD';
 
@@ -53,9 +63,13 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
   let usbDrive: string;
   /** What the first box backed up, and the recovery kit's password. */
   let backedUp: { photoSha256: string; password: string } | undefined;
+  /** The build's image with the preseed (API key, claim code): the second box's drive. */
+  let preseededImage: string;
+  /** The first box's drive: one that passed factory QA on the station's bench, and its claim code from the station. */
+  let qaPassedDrive: { image: string; claimCode: string } | undefined;
   const log = createHostLogger({ json: true, level: 'warn' });
-  const boot = (workDir: string, extra: { agentPort?: number } = {}) =>
-    startVm({ image: build.image, profile: loadProfile('qemu-amd64'), workDir, diskSizeBytes: 8 * GiB, noNetwork: true, httpPort: HTTP_PORT, usbDrive, log, ...extra });
+  const boot = (workDir: string, extra: { agentPort?: number; image?: string } = {}) =>
+    startVm({ image: preseededImage, profile: loadProfile('qemu-amd64'), workDir, diskSizeBytes: 8 * GiB, noNetwork: true, httpPort: HTTP_PORT, usbDrive, log, ...extra });
   const api = (path: string, init: RequestInit = {}) =>
     fetch(`http://127.0.0.1:${HTTP_PORT}/admin/api${path}`, { ...init, headers: { authorization: `Bearer ${API_KEY}`, ...(init.body ? { 'content-type': 'application/json' } : {}) }, signal: AbortSignal.timeout(30_000) });
   const report = async () => (await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 15 * 60_000, isReady: (a) => isStackUp(a.report!) })).report as unknown as Report;
@@ -74,7 +88,10 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     await registry.stop();
     const settings = join(work, 'settings.json');
     await writeFile(settings, JSON.stringify({ version: 1, hostname: 'memu-e2e', agentApiKey: API_KEY, claimCode: CLAIM_CODE }));
-    const preseed = await runMemu(['--json', 'preseed', '--image', build.image, '--file', settings]);
+    // A copy: the station flashes the build's own image, which must still match its block map.
+    preseededImage = join(work, 'preseeded.img');
+    await runCommand('cp', ['--sparse=always', build.image, preseededImage]);
+    const preseed = await runMemu(['--json', 'preseed', '--image', preseededImage, '--file', settings]);
     if (preseed.code !== 0) throw new Error(`memu preseed failed (exit ${preseed.code}):\n${preseed.stderr.slice(-2000)}`);
   });
   afterAll(async () => {
@@ -88,9 +105,97 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     for (const image of manifest.containerImages) expect(image.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
-  it('first boot: grows the data partition to fill the drive and brings every service up healthy, in dependency order, with no network', async () => {
+  it('factory QA: the station flashes three drives at once; each unit tests itself, a passed one switches off factory-fresh; the station collects the signed reports and prints labels', async () => {
     const started = Date.now();
-    vm = await boot(join(work, 'vm1'), { agentPort: AGENT_PORT });
+    const keys = join(work, 'qa-keys');
+    const bench = join(work, 'qa-bench');
+    const drives = [1, 2, 3].map((n) => join(work, `qa-drive-${n}.img`));
+    // The batch's settings are the company's: what every shipped unit keeps (the fleet's key, the hostname).
+    const batch = join(work, 'qa-batch.json');
+    await writeFile(batch, JSON.stringify({ version: 1, hostname: 'memu-e2e', agentApiKey: API_KEY }));
+    const flashed = await runMemu(['--json', 'qa', 'station', 'flash', build.image, ...drives, '--keys', keys, '--preseed', batch, '--station-url', `http://10.0.2.2:${STATION_PORT}`, '--yes']);
+    expect(flashed.code, `${flashed.stdout.split('\n').filter((l) => !l.includes('"progress"')).slice(-4).join('\n')}\n${flashed.stderr.slice(-2000)}`).toBe(0);
+    const slots = commandResult<{ slots: { target: string; claimCode: string }[] }>(flashed).slots;
+    const claimCodes = drives.map((drive) => slots.find((s) => s.target === drive)!.claimCode);
+    expect(new Set(claimCodes).size).toBe(3);
+    // The flasher makes a file target the image's size; a real drive is bigger, which the QA boot's growth and fio need.
+    for (const drive of drives) await runCommand('truncate', ['-s', String(8 * GiB), drive]);
+
+    // The bench's live view: each unit tells the station how its run goes and sends its signed report.
+    const watching = runMemu(['--json', 'qa', 'station', 'watch', '--keys', keys, '--out', bench, '--listen', `127.0.0.1:${STATION_PORT}`, '--until-done', '--timeout', '25']);
+    // Three units on the bench at once, each on an emulated NVMe drive with the i6300esb
+    // watchdog; the third has 768 MiB of memory, below the profile's 1024. Their network
+    // reaches the host (the station) and nothing else is asked of it.
+    const units = drives.map((drive, i) =>
+      startVm({
+        image: drive,
+        driveInPlace: true,
+        diskInterface: 'nvme',
+        serialNumber: `MEMU-E2E-QA-${i + 1}`,
+        memoryMiB: i === 2 ? 768 : 2048,
+        cpus: 1,
+        profile: loadProfile('qemu-amd64'),
+        workDir: join(work, `qa-unit-${i + 1}`),
+        httpPort: HTTP_PORT + 1 + i,
+        log,
+      }),
+    );
+    const running = await Promise.all(units);
+    const failedUnit = running[2]!;
+    try {
+      // A unit that passed switches itself off; the one that failed stays on, FAIL on its console.
+      const within = (what: string, ms: number) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms).unref());
+      const offCodes = await Promise.race([Promise.all([running[0]!.exited, running[1]!.exited]), within('the passed units did not switch off', 20 * 60_000)]);
+      expect(offCodes).toEqual([0, 0]);
+      const deadline = Date.now() + 10 * 60_000;
+      while (!(await readFile(failedUnit.serialLog, 'latin1')).includes('Factory QA failed')) {
+        if (Date.now() > deadline) throw new Error('the unit with too little memory never showed FAIL on its console');
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+      const screen = await readFile(failedUnit.serialLog, 'latin1');
+      expect(screen).toMatch(/memory-size: Memory: \d+ MiB, below the 1024 MiB needed/);
+    } finally {
+      await Promise.all(running.map((unit) => unit.stop(30_000)));
+    }
+    console.log(`factory QA of three units at once: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    // The watch saw every unit through to a verified report, and recorded them.
+    const watched = await watching;
+    expect(watched.code, watched.stderr.slice(-2000)).toBe(0);
+    const seen = watched.stdout.split('\n').filter((l) => l.startsWith('{"type":"unit"')).map((l) => JSON.parse(l) as { claimCode?: string; stage: string });
+    const stagesOf = (code: string) => seen.filter((u) => u.claimCode === code).map((u) => u.stage);
+    for (const [i, code] of claimCodes.entries()) {
+      expect(stagesOf(code), `unit ${i + 1} while it tested`).toContain('testing');
+      expect(stagesOf(code).at(-1), `unit ${i + 1} at the end`).toBe(i === 2 ? 'failed' : 'passed');
+    }
+    // The same reports read back from the drives are the same copies: still one record each.
+    const collected = await runMemu(['--json', 'qa', 'station', 'collect', ...drives, '--keys', keys, '--out', bench]);
+    expect(collected.code, collected.stderr.slice(-2000)).toBe(0);
+    const records = JSON.parse(await readFile(join(bench, 'qa-records.json'), 'utf8')) as { records: QaRecord[] };
+    const byClaim = new Map(records.records.map((r) => [r.claimCode, r]));
+    expect(byClaim.get(claimCodes[0]!)).toMatchObject({ verdict: 'pass', serialNumber: 'MEMU-E2E-QA-1' });
+    expect(byClaim.get(claimCodes[1]!)).toMatchObject({ verdict: 'pass', serialNumber: 'MEMU-E2E-QA-2' });
+    expect(byClaim.get(claimCodes[2]!)).toMatchObject({ verdict: 'fail', serialNumber: 'MEMU-E2E-QA-3', failingChecks: ['memory-size'] });
+    const labels = join(bench, 'labels.pdf');
+    const printed = await runMemu(['qa', 'labels', join(bench, 'qa-records.json'), '--out', labels]);
+    expect(printed.code, printed.stderr.slice(-2000)).toBe(0);
+    // One label per unit that passed.
+    expect((await readFile(labels, 'latin1')).match(/\/Type \/Page\b/g)).toHaveLength(2);
+
+    // A passed drive is factory-fresh: the unit's key gone, the preseed without the QA flag,
+    // the claim code and the batch's settings kept, the signed report left for the station.
+    const fat = manifest.layout.partitions.find((p) => p.filesystem === 'vfat')!.startBytes;
+    const onFat = await listFatRoot(drives[0]!, fat);
+    expect(onFat).not.toContain(QA_SETTINGS_FILE_NAME);
+    expect(onFat).toEqual(expect.arrayContaining(['memu-qa-report.json', 'memu-qa-report.json.sig']));
+    expect(JSON.parse(await readFatFile(drives[0]!, fat, PRESEED_FILE_NAME))).toEqual({ version: 1, hostname: 'memu-e2e', agentApiKey: API_KEY, claimCode: claimCodes[0] });
+    qaPassedDrive = { image: drives[0]!, claimCode: claimCodes[0]! };
+  });
+
+  it('first boot: grows the data partition to fill the drive and brings every service up healthy, in dependency order, with no network', async () => {
+    expect(qaPassedDrive, 'the first box is a drive that passed factory QA').toBeDefined();
+    const started = Date.now();
+    vm = await boot(join(work, 'vm1'), { agentPort: AGENT_PORT, image: qaPassedDrive!.image });
     const body = await report();
     first = body;
     console.log(`boot to all healthy: ${((Date.now() - started) / 1000).toFixed(1)} s; bring-up ${JSON.stringify(body.stack.bringUp)}`);
@@ -135,8 +240,8 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
       await page.getByRole('button', { name: 'Claim' }).click();
       expect(await page.getByRole('alert').textContent()).toMatch(/not the claim code of this Memu/);
       // A request without this device's CSRF token changes nothing.
-      expect((await fetch(`${front}/admin/setup/claim`, { method: 'POST', body: new URLSearchParams({ code: CLAIM_CODE }), redirect: 'manual' })).status).toBe(403);
-      await page.getByLabel('Claim code').fill(CLAIM_CODE);
+      expect((await fetch(`${front}/admin/setup/claim`, { method: 'POST', body: new URLSearchParams({ code: qaPassedDrive!.claimCode }), redirect: 'manual' })).status).toBe(403);
+      await page.getByLabel('Claim code').fill(qaPassedDrive!.claimCode);
       await page.getByRole('button', { name: 'Claim' }).click();
       await page.getByLabel('Family name').fill('The Okafors');
       await page.getByLabel('Your name').fill('Adaeze Okafor');

@@ -1,3 +1,4 @@
+import type { RaucKeyringIdentity } from '../../image/release/rauc-certificates.ts';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +42,8 @@ export interface BuildOutput {
   signature: string;
   rootfsCacheHit: boolean;
   stageSeconds: Record<string, number>;
+  /** The CA the image's RAUC trusts. */
+  raucKeyring: { source: 'release' | 'development'; identity: RaucKeyringIdentity };
 }
 
 /** `memu build qemu-amd64 --out DIR ...`; fails the test with the CLI's stderr if the build fails. */

@@ -69,13 +69,11 @@ export function fioArguments(file: string, sizeMiB: number): string[] {
   ];
 }
 
-/** 1 GiB: long enough for a drive's cache not to flatter the write, short enough for the bench. */
-export const DEFAULT_FIO_SIZE_MIB = 1024;
-
 /** Free space the scratch file must leave untouched, so QA cannot fill a drive. */
 const RESERVE_BYTES = 1024 ** 3;
 
-export async function readDiskSpeed(dataDir: string, run: QaCommandRunner, sizeMiB = DEFAULT_FIO_SIZE_MIB): Promise<DiskSpeedFacts> {
+/** `sizeMiB`: the profile's `diskTestMiB`. */
+export async function readDiskSpeed(dataDir: string, run: QaCommandRunner, sizeMiB: number): Promise<DiskSpeedFacts> {
   const fs = await statfs(dataDir);
   const free = fs.bavail * fs.bsize;
   if (free < sizeMiB * 1024 ** 2 + RESERVE_BYTES) return { problem: `the data partition has ${Math.floor(free / 1024 ** 2)} MiB free, ${sizeMiB + 1024} MiB are needed` };

@@ -96,7 +96,8 @@ export function evaluateSmart(reading: SmartReading, t: { nvmeRequired: boolean;
     f.passed === false ? 'smartctl rates the drive as failing' : undefined,
     f.criticalWarning !== 0 ? `it reports critical warning 0x${f.criticalWarning.toString(16).padStart(2, '0')}` : undefined,
     f.mediaErrors > 0 ? `it has ${f.mediaErrors} media errors` : undefined,
-    f.availableSparePercent <= f.spareThresholdPercent ? `its spare is ${f.availableSparePercent} %, at or below its threshold of ${f.spareThresholdPercent} %` : undefined,
+    // Below, as the NVMe specification's critical warning bit 0 has it (QEMU's emulated drive reports 0 % against 0 %).
+    f.availableSparePercent < f.spareThresholdPercent ? `its spare is ${f.availableSparePercent} %, below its threshold of ${f.spareThresholdPercent} %` : undefined,
     f.percentUsed > t.maxNvmePercentUsed ? `it has used ${f.percentUsed} % of its rated life (a new drive: at most ${t.maxNvmePercentUsed} %)` : undefined,
   ].filter((p): p is string => p !== undefined);
   const base = { check: 'nvme-smart', measured: f.percentUsed, unit: '%', threshold };

@@ -1,10 +1,10 @@
 import { createInterface } from 'node:readline/promises';
 import type { CommandOutcome, RegisterCommand } from '../command.ts';
 import { ExitCode, MemuError } from '../../host/errors.ts';
-import type { Logger } from '../../host/log.ts';
 import { formatBytes } from '../../host/progress.ts';
 import { flashImage, type BlockDevice, type FlashResult } from '../../flash/index.ts';
 import { loadPreseedSettings, writePreseed } from '../../preseed/write.ts';
+import { abortOnSigint } from '../abort-on-sigint.ts';
 
 interface FlashCliOptions {
   bmap?: string;
@@ -14,28 +14,6 @@ interface FlashCliOptions {
   allowPartition?: boolean;
   direct: boolean;
   preseed?: string;
-}
-
-/**
- * Turns the first Ctrl-C into an abort of the flash, which then reports what state the
- * target is in (and the --json result line); a second Ctrl-C stops the process at once
- * (the target's partition table is cleared before writing, so even that leaves no
- * drive that looks good).
- */
-function abortOnSigint(log: Logger): { signal: AbortSignal; release: () => void } {
-  const controller = new AbortController();
-  // Stays attached after the first signal: execa's child-process cleanup re-raises SIGINT
-  // (killing memu before it can report) when it sees no other listener.
-  const onSigint = (): void => {
-    if (!controller.signal.aborted) {
-      log.warn('stopping: finishing the writes in flight (Ctrl-C again to quit at once)');
-      return controller.abort();
-    }
-    process.removeListener('SIGINT', onSigint);
-    process.kill(process.pid, 'SIGINT');
-  };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, release: () => process.removeListener('SIGINT', onSigint) };
 }
 
 /** Asks on the terminal; the person must type the drive's name, so a stray Enter erases nothing. */

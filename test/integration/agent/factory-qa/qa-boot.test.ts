@@ -4,7 +4,7 @@
  * the station and the device do), with the real checks reading a Raspberry Pi 5's /sys,
  * /proc and /dev tree (test/fixtures/factory-qa/pi5-nvme-hailo) and the agent's HTTP server
  * answering GET /api/factory-qa. The tools the checks run (memtester, smartctl, fio,
- * stress-ng, iw) are not installed on the CI machines: a fake answers each with its
+ * stress, iw) are not installed on the CI machines: a fake answers each with its
  * recorded output (test/fixtures/factory-qa/tools). The data partition's checks and growth need root and
  * a mounted partition, and are left to the end-to-end boot.
  */
@@ -24,7 +24,7 @@ const toolsOf = (memtester: RecordedRun) =>
     memtester,
     smartctl: { stdout: toolOutput('smartctl-7.4-new-drive.json') },
     fio: { stdout: toolOutput('fio-3.33-pi5-nvme.json') },
-    'stress-ng': {},
+    stress: {},
     ip: {},
     iw: { stdout: toolOutput('iw-6.9-scan-two-networks.txt') },
   });
@@ -71,7 +71,7 @@ describe('a unit flashed with factoryQa: true, on its first boot', () => {
     expect(answered).toMatchObject({ status: 'done', afterwards: 'powering-off', report: { verdict: 'pass', profile: 'pi5', serialNumber: 'a1b2c3d4e5f60718', claimCode: CLAIM_CODE } });
     expect(answered.report.checks.map((c) => c.check)).toEqual([
       'serial-number', 'board-model', 'mac-addresses', 'claim-code', 'cpu-cores', 'cpu-model', 'memory-size', 'memory-test', 'nvme-present', 'nvme-pcie-link', 'nvme-smart',
-      'disk-write-speed', 'disk-read-speed', 'temperature-idle', 'temperature-load', 'throttling', 'npu', 'ethernet-link', 'wifi-scan', 'watchdog', 'pi-bootloader',
+      'disk-write-speed', 'disk-read-speed', 'temperature-idle', 'temperature-load', 'throttling', 'npu', 'ethernet-link', 'wifi-scan', 'watchdog', 'reboot-cycles', 'pi-bootloader',
     ]);
 
     // The report on the FAT, read back with mtools, verifies with the station's key and equals the data partition's.

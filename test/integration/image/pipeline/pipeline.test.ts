@@ -1,10 +1,14 @@
 import { execFile } from 'node:child_process';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { declaredUncompressedSize } from '../../../../image/flash/compression.ts';
 import type { ImageManifest } from '../../../../image/release/image-manifest.ts';
+import { developmentRaucPkiDir } from '../../../../image/pipeline/rauc-config.ts';
+import { createRaucBundle, raucManifestText } from '../../../../image/release/rauc-bundle.ts';
+import { raucSystemConf } from '../../../../image/release/rauc-system-conf.ts';
 import { buildQemuImage, commandResult, runMemu, TEST_CACHE_DIR, type BuildOutput } from '../../../helpers/memu-build.ts';
 
 const exec = promisify(execFile);
@@ -73,6 +77,59 @@ describe('memu build qemu-amd64', () => {
     const resolv = await exec('debugfs', ['-R', 'stat /etc/resolv.conf', ext4('root-a')]);
     expect(resolv.stdout + resolv.stderr).toMatch(/File not found/);
     expect(manifest.packages.map((p) => p.name)).toEqual(expect.arrayContaining(['docker.io', 'nodejs', 'systemd', 'linux-image-amd64']));
+  });
+
+  it('carries RAUC: the package (started only on demand), system.conf from the layout, the development CA it reports, and the boot backend', async () => {
+    expect(manifest.packages.map((p) => p.name)).toEqual(expect.arrayContaining(['rauc', 'rauc-service']));
+    expect(await debugfs('root-a', 'cat /etc/rauc/system.conf')).toBe(raucSystemConf(manifest.layout));
+    // Nothing of RAUC runs at boot: rauc.service is D-Bus activated and enabled nowhere.
+    expect(await debugfs('root-a', 'cat /usr/lib/systemd/system/rauc.service')).not.toContain('[Install]');
+    for (const dir of ['multi-user.target.wants', 'sysinit.target.wants', 'basic.target.wants']) {
+      expect(await debugfs('root-a', `ls /etc/systemd/system/${dir}`).catch(() => '')).not.toMatch(/rauc/);
+    }
+    expect(await debugfs('root-a', 'cat /etc/systemd/system/rauc.service.d/memu-data.conf')).toContain('RequiresMountsFor=/var/lib/memu');
+    // Without --rauc-keyring: the development CA under the cache, named in the build's result.
+    const pki = developmentRaucPkiDir(TEST_CACHE_DIR);
+    const keyring = await debugfs('root-a', 'cat /etc/rauc/keyring.pem');
+    expect(keyring).toBe(await readFile(join(pki, 'ca.cert.pem'), 'utf8'));
+    const reported = a.raucKeyring;
+    expect(reported.source).toBe('development');
+    expect(reported.identity.certificates.map((c) => c.sha256Fingerprint)).toEqual([new X509Certificate(keyring).fingerprint256]);
+    // And in the signed manifest, for an operator who has only the release's files.
+    expect(manifest.raucKeyring).toEqual({ source: 'development', certificates: reported.identity.certificates });
+    const backend = await debugfs('root-a', 'stat /usr/lib/memu/rauc-boot-backend');
+    expect(backend).toMatch(/Mode:\s+0755/);
+    expect(await debugfs('root-a', 'cat /usr/lib/memu/rauc-boot-backend')).toMatch(/^#!\/bin\/sh\n[\s\S]*\nexec \/usr\/sbin\/memu-agent rauc-boot-backend "\$@"\n$/);
+    // Real RAUC loads the image's system.conf and accepts, against the image's keyring, a
+    // bundle signed with the development signer beside that CA (what `memu release` uses there).
+    const raucDir = join(work, 'rauc');
+    await mkdir(join(raucDir, 'bundle-input'), { recursive: true });
+    await writeFile(join(raucDir, 'system.conf'), await debugfs('root-a', 'cat /etc/rauc/system.conf'));
+    await writeFile(join(raucDir, 'keyring.pem'), keyring);
+    // Random bytes: RAUC refuses a bundle whose squashfs is a single 4 KiB block.
+    await writeFile(join(raucDir, 'bundle-input/rootfs.ext4'), randomBytes(64 * 1024));
+    const bundle = join(raucDir, 'tiny.raucb');
+    await createRaucBundle({
+      inputDir: join(raucDir, 'bundle-input'),
+      bundlePath: bundle,
+      manifestText: raucManifestText({ profile: 'qemu-amd64', version: '0.1.1', build: 'test', images: [{ slotClass: 'rootfs', fileName: 'rootfs.ext4', adaptive: false }] }),
+      signer: { certPath: join(pki, 'signing.cert.pem'), keyPath: join(pki, 'signing.key.pem') },
+      keyring: join(raucDir, 'keyring.pem'),
+    });
+    const info = await exec('rauc', [`--conf=${join(raucDir, 'system.conf')}`, `--keyring=${join(raucDir, 'keyring.pem')}`, 'info', bundle]);
+    expect(info.stdout).toMatch(/Compatible:\s+'memu-os-qemu-amd64'/);
+  });
+
+  it('refuses a --rauc-keyring that is not a CA before building anything, saying what to pass', async () => {
+    const pki = developmentRaucPkiDir(TEST_CACHE_DIR);
+    const r = await runMemu(['--json', 'build', 'qemu-amd64', '--out', join(work, 'bad-keyring'), '--rauc-keyring', join(pki, 'signing.cert.pem')]);
+    expect(r.code).toBe(2);
+    expect(commandResult(r)).toMatchObject({
+      error: expect.stringMatching(/holds "O=Memu development, CN=Memu development release signing", which is not a CA certificate/),
+      hint: expect.stringContaining('memu keygen --rauc DIR'),
+    });
+    expect(r.stderr).not.toContain('"stage":"rootfs"');
+    expect(await readdir(join(work, 'bad-keyring')).catch(() => [])).toEqual([]);
   });
 
   it('ships root B and unused space as holes: the bmap maps nothing of root B and a fraction of the image', async () => {

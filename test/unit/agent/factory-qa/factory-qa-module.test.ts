@@ -5,9 +5,11 @@ import Fastify from 'fastify';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { evaluateMemory } from '../../../../agent/factory-qa/checks/memory.ts';
-import { createFactoryQaModule, type QaConsole } from '../../../../agent/factory-qa/index.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createFactoryQaModule, type FactoryQaModuleOptions, type QaConsole } from '../../../../agent/factory-qa/index.ts';
 import { loadProfile } from '../../../../hardware/index.ts';
-import { verifyQaReport } from '../../../../shared/contracts/qa-report.ts';
+import { parseQaUnitState, verifyQaReport, type QaUnitState } from '../../../../shared/contracts/qa-report.ts';
 import { keyIdOf } from '../../../../shared/contracts/signature.ts';
 import { tempDir } from '../../../helpers/temp-dir.ts';
 import { qaFixture } from './checks/qa-fixtures.ts';
@@ -36,9 +38,10 @@ function recordingConsole(): QaConsole & { shown: (string | undefined)[] } {
   return { shown, show: async (text) => void shown.push(text) };
 }
 
-function qaModule(memTotalKiB = 8_245_520, screen = recordingConsole()) {
+function qaModule(memTotalKiB = 8_245_520, screen = recordingConsole(), extra: Partial<FactoryQaModuleOptions> = {}) {
   const qa = createFactoryQaModule(
     {
+      ...extra,
       imageVersion: '0.1.0',
       dataDir,
       sysDir: join(qaFixture('pi5-nvme-hailo'), 'sys'),
@@ -120,5 +123,48 @@ describe('the factory QA module', () => {
     await qa.stop();
     expect(qa.screen.shown).toEqual([]);
     await app.close();
+  });
+
+  it("tells the station named in memu-qa.json how the run goes, then sends exactly the report and signature left on the FAT", async () => {
+    const received: { path: string; state: QaUnitState }[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const parsed = parseQaUnitState(Buffer.concat(chunks));
+        if (parsed.ok) received.push({ path: req.url!, state: parsed.state });
+        res.writeHead(parsed.ok ? 200 : 400).end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const stationUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await writeFile(join(fat, 'memu-qa.json'), JSON.stringify({ version: 1, signingKey: pem, reportToFat: true, stationUrl }));
+    const state = await qaModule().run(unit());
+    server.close();
+    expect(state).toMatchObject({ status: 'done', report: { verdict: 'pass' } });
+    expect(new Set(received.map((r) => r.path))).toEqual(new Set(['/qa/units/7K3M-Q9XD-2HFT-B8RW']));
+    const last = received.at(-1)!.state;
+    expect(last).toMatchObject({ state: 'done', claimCode: '7K3M-Q9XD-2HFT-B8RW', serialNumber: 'a1b2c3d4e5f60718' });
+    expect(Buffer.from(last.report!, 'base64').equals(await readFile(join(fat, 'memu-qa-report.json')))).toBe(true);
+    expect(Buffer.from(last.signature!, 'base64').equals(await readFile(join(fat, 'memu-qa-report.json.sig')))).toBe(true);
+    // Progress came before: the latest progress state may replace earlier ones, but never follows the report.
+    expect(received.slice(0, -1).every((r) => r.state.state === 'testing')).toBe(true);
+    expect(received[0]!.state).toMatchObject({ state: 'testing', stepsTotal: 2 });
+  });
+
+  it('a station that is gone holds the end of the run only for the bound, and the report is on the FAT all the same', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    await writeFile(join(fat, 'memu-qa.json'), JSON.stringify({ version: 1, signingKey: pem, reportToFat: true, stationUrl: `http://127.0.0.1:${port}` }));
+    const qa = qaModule(undefined, undefined, { stationLink: { finalDeliveryMs: 300, retryDelayMs: () => 50 } });
+    const began = Date.now();
+    const state = await qa.run(unit());
+    expect(Date.now() - began).toBeLessThan(2000);
+    expect(state).toMatchObject({ status: 'done', afterwards: 'powering-off' });
+    // The console showed PASS before the wait for the station ended.
+    expect(qa.screen.shown.at(-1)).toContain('Factory QA passed');
+    expect(verifyQaReport(await readFile(join(fat, 'memu-qa-report.json')), await readFile(join(fat, 'memu-qa-report.json.sig'), 'utf8'), station).ok).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import { recordBoot } from '../../../../agent/factory-qa/checks/reboot-cycles.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -59,10 +60,12 @@ describe('the QA run', () => {
       memtester: { stdout: toolOutput('memtester-4.6-pass.txt') },
       smartctl: { stdout: toolOutput('smartctl-7.4-new-drive.json') },
       fio: { stdout: toolOutput('fio-3.33-pi5-nvme.json') },
-      'stress-ng': {},
+      stress: {},
       ip: {},
       iw: { stdout: toolOutput('iw-6.9-scan-two-networks.txt') },
     });
+    // The QA boot's 20 warm reboots, as it records them before the run.
+    for (let boot = 0; boot <= 20; boot++) await recordBoot(dataDir, { bootId: `boot-${boot}`, upSeconds: 28 }, 20);
     const steps = factoryQaSteps({
       profile: loadProfile('pi5'),
       thresholds,
@@ -98,16 +101,17 @@ describe('the QA run', () => {
       'ethernet-link:pass',
       'wifi-scan:pass',
       'watchdog:pass',
+      'reboot-cycles:pass',
       'pi-bootloader:pass',
     ]);
     expect(result.report).toMatchObject({ verdict: 'pass', failingChecks: [], serialNumber: 'a1b2c3d4e5f60718', claimCode: '7K3M-Q9XD-2HFT-B8RW', profile: 'pi5' });
-    expect(run.calls.map((c) => c[0])).toEqual(['memtester', 'smartctl', 'fio', 'stress-ng', 'ip', 'iw']);
+    expect(run.calls.map((c) => c[0])).toEqual(['memtester', 'smartctl', 'fio', 'stress', 'ip', 'iw']);
 
     // Stored durably on the data partition, and the station's key verifies it.
     const stored = await readFile(result.reportPath);
     const signature = await readFile(`${result.reportPath}.sig`, 'utf8');
     expect(verifyQaReport(stored, signature, station)).toMatchObject({ ok: true, report: result.report });
-    expect(await readdir(join(dataDir, 'factory-qa'))).toEqual(['memu-qa-report.json', 'memu-qa-report.json.sig']);
+    expect(await readdir(join(dataDir, 'factory-qa'))).toEqual(['memu-qa-report.json', 'memu-qa-report.json.sig', 'reboot-cycles.json']);
   });
 
   it('a unit with too little memory and no NVMe fails, naming the checks; the station still verifies it', async () => {

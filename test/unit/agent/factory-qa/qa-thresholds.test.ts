@@ -19,7 +19,7 @@ describe('QA thresholds', () => {
     for (const name of profileNames()) {
       const { qa } = loadProfile(name);
       expect(Object.keys(qa).filter((k) => k !== 'cpuModelPattern').sort(), name).toEqual(
-        ['boardModelPattern', 'maxIdleTemperatureC', 'maxLoadTemperatureC', 'maxNvmePercentUsed', 'memoryTestMiB', 'minCpuCores', 'minDiskReadMBps', 'minDiskWriteMBps', 'minEthernetMbps', 'minMemoryMiB', 'minPcieGTps', 'minPcieLinkWidth', 'minWifiNetworks', 'npuRequired', 'nvmeRequired', 'rebootCycles', 'stressSeconds', 'watchdogRequired'],
+        ['boardModelPattern', 'diskTestMiB', 'maxBootSeconds', 'maxIdleTemperatureC', 'maxLoadTemperatureC', 'maxNvmePercentUsed', 'memoryTestMiB', 'minCpuCores', 'minDiskReadMBps', 'minDiskWriteMBps', 'minEthernetMbps', 'minMemoryMiB', 'minPcieGTps', 'minPcieLinkWidth', 'minWifiNetworks', 'npuRequired', 'nvmeRequired', 'rebootCycles', 'stressSeconds', 'thermalSensorRequired', 'watchdogRequired'],
       );
       expect(() => new RegExp(qa.boardModelPattern)).not.toThrow();
     }

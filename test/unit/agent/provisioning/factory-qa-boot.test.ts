@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { evaluateMemory } from '../../../../agent/factory-qa/checks/memory.ts';
+import { evaluateRebootCycles, readRebootRecord } from '../../../../agent/factory-qa/checks/reboot-cycles.ts';
 import type { QaStep } from '../../../../agent/factory-qa/qa-steps.ts';
 import type { QaThresholds } from '../../../../agent/factory-qa/qa-thresholds.ts';
 import { decideFirstBootMode } from '../../../../agent/provisioning/factory-qa-boot.ts';
@@ -40,14 +41,30 @@ describe('a boot whose preseed says factoryQa: true', () => {
   it('tests the unit instead of the family steps, leaves the report, switches a passed unit off and makes it factory-fresh on the way down', async () => {
     const bench = await makeQaBench(await tempDir('memu-qa-boot-'));
     const boot = await bootUnit(bench, { qa: GOOD });
-    expect(boot.state).toEqual({ state: 'done', completed: ['factory-qa-listing', 'factory-qa-api-key', 'factory-qa-run'], ranThisBoot: ['factory-qa-listing', 'factory-qa-api-key', 'factory-qa-run'] });
-    expect(boot).toMatchObject({ powerOffs: 1, qaRuns: 1, stackRuns: 0 });
+    // The Pi 5 profile's 20 warm reboots first: 21 boots, the last one tests and switches off.
+    expect(boot.state).toEqual({ state: 'done', completed: ['factory-qa-listing', 'factory-qa-api-key', 'factory-qa-reboots', 'factory-qa-run'], ranThisBoot: ['factory-qa-reboots', 'factory-qa-run'] });
+    expect(boot).toMatchObject({ boots: 21, reboots: 20, powerOffs: 1, qaRuns: 1, stackRuns: 0 });
     expect(boot.console.at(-1)).toContain('Factory QA passed');
     const { bench: _, ...fresh } = factoryFresh(bench);
     expect(await state(bench)).toEqual(fresh);
     const report = JSON.parse(await readFile(join(bench.fatDevice, 'memu-qa-report.json'), 'utf8'));
     expect(report).toMatchObject({ verdict: 'pass', claimCode: CLAIM_CODE, profile: 'pi5' });
     expect(await readFile(join(bench.dataDir, 'factory-qa/memu-qa-report.json'), 'utf8')).toBe(await readFile(join(bench.fatDevice, 'memu-qa-report.json'), 'utf8'));
+  });
+
+  it("reboots as often as the profile says, each boot recorded with its time, and the report's reboot-cycles check reads them", async () => {
+    const bench = await makeQaBench(await tempDir('memu-qa-boot-'));
+    const rebootCheck = (t: QaThresholds): QaStep[] => [{ name: 'reboot-cycles', timeoutMs: 1000, run: async () => evaluateRebootCycles(await readRebootRecord(bench.dataDir), t) }];
+    const boot = await bootUnit(bench, { qa: { sysDir: GOOD.sysDir, steps: rebootCheck } });
+    expect(boot).toMatchObject({ boots: 21, reboots: 20, powerOffs: 1, qaRuns: 1 });
+    // No boot before the last one ran a check or told the family's steps to start.
+    expect(boot.logs.filter((l) => l.includes("rebooting: factory QA's warm reboot")).length).toBe(20);
+    expect(boot.logs.join('')).not.toContain('will retry');
+    const report = JSON.parse(await readFile(join(bench.fatDevice, 'memu-qa-report.json'), 'utf8')) as { verdict: string; checks: { check: string; verdict: string; measured: unknown; reason: string }[] };
+    expect(report.verdict).toBe('pass');
+    expect(report.checks.find((c) => c.check === 'reboot-cycles')).toMatchObject({ verdict: 'pass', measured: 20, reason: '20 warm reboots in a row, each back within 120 s (slowest 36 s).' });
+    // The record is QA's own: gone once the unit is factory-fresh.
+    expect((await state(bench)).data).not.toContain('factory-qa/reboot-cycles.json');
   });
 
   it('a unit that fails is not cleaned and stays on showing why, without retrying; switched off and on, it is tested again', async () => {

@@ -16,6 +16,15 @@ describe('SMART health', () => {
     for (const reading of [smartctl, nvmeCli]) expect(evaluateSmart(reading, pi5Thresholds)[0]!.verdict).toBe('pass');
   });
 
+  it("a spare at its threshold passes and one below it fails, as the NVMe specification's warning has it (QEMU's drive reports 0 % against 0 %)", () => {
+    const reading = parseNvmeCliSmartLog('/dev/nvme0', toolOutput('nvme-cli-2.x-smart-log.json'));
+    if (!reading.ok) throw new Error('the recorded smart-log does not parse');
+    const spare = (availableSparePercent: number, spareThresholdPercent: number) => evaluateSmart({ ...reading, facts: { ...reading.facts, availableSparePercent, spareThresholdPercent } }, pi5Thresholds)[0]!.verdict;
+    expect(spare(0, 0)).toBe('pass');
+    expect(spare(10, 10)).toBe('pass');
+    expect(spare(9, 10)).toBe('fail');
+  });
+
   it('a failing drive fails with every finding', () => {
     expect(evaluateSmart(parseSmartctlJson('/dev/nvme0', toolOutput('smartctl-7.4-failing-drive.json')), pi5Thresholds)[0]).toEqual({
       check: 'nvme-smart',
@@ -24,7 +33,7 @@ describe('SMART health', () => {
       unit: '%',
       threshold: { max: 1 },
       reason:
-        'The drive /dev/nvme0 is not fit to ship: smartctl rates the drive as failing; it reports critical warning 0x04; it has 12 media errors; its spare is 9 %, at or below its threshold of 10 %; it has used 3 % of its rated life (a new drive: at most 1 %).',
+        'The drive /dev/nvme0 is not fit to ship: smartctl rates the drive as failing; it reports critical warning 0x04; it has 12 media errors; its spare is 9 %, below its threshold of 10 %; it has used 3 % of its rated life (a new drive: at most 1 %).',
     });
     const readOnly = parseNvmeCliSmartLog('/dev/nvme0', toolOutput('nvme-cli-2.x-smart-log-human-read-only.json'));
     expect(evaluateSmart(readOnly, pi5Thresholds)[0]).toMatchObject({ verdict: 'fail', reason: expect.stringContaining('critical warning 0x08') });

@@ -12,10 +12,10 @@ const pi5Thresholds = qaThresholdsFor(loadProfile('pi5'));
 const vmThresholds = qaThresholdsFor(loadProfile('qemu-amd64'));
 
 describe('thermal under a bounded load', () => {
-  it('reads the zone before and after stress-ng and samples the Pi power state meanwhile', async () => {
-    const run = recordedRunner({ 'stress-ng': {} });
-    const facts = await readThermal(join(pi5, 'sys'), run, 60, 5);
-    expect(run.calls).toEqual([['stress-ng', '--cpu', '0', '--timeout', '60s', '--quiet']]);
+  it('reads the zone before and after the load on every core and samples the Pi power state meanwhile', async () => {
+    const run = recordedRunner({ stress: {} });
+    const facts = await readThermal(join(pi5, 'sys'), run, 60, 5, 4);
+    expect(run.calls).toEqual([['stress', '--cpu', '4', '--timeout', '60s', '--quiet']]);
     expect(facts).toEqual({ idleC: 48.3, loadC: 48.3, loadSeconds: 60, stress: { exitCode: 0 }, underVoltageDuringLoad: false });
     expect(evaluateThermal(facts, pi5Thresholds)).toMatchObject([
       { check: 'temperature-idle', verdict: 'pass', measured: 48.3, unit: '°C', threshold: { max: 70 } },
@@ -25,7 +25,7 @@ describe('thermal under a bounded load', () => {
   });
 
   it("a Pi whose supply sags under load: the firmware's throttled word and the rpi_volt alarm fail the throttling check", async () => {
-    const facts = await readThermal(join(badPi5, 'sys'), recordedRunner({ 'stress-ng': {} }), 60, 5);
+    const facts = await readThermal(join(badPi5, 'sys'), recordedRunner({ stress: {} }), 60, 5);
     expect(facts).toMatchObject({ throttledDuringLoad: true, underVoltageDuringLoad: true });
     expect(evaluateThermal(facts, pi5Thresholds)[2]).toMatchObject({ check: 'throttling', verdict: 'fail', measured: false });
   });
@@ -40,11 +40,24 @@ describe('thermal under a bounded load', () => {
     expect(evaluateThermal({ idleC: 40, loadC: 60, loadSeconds: 5, stress: { exitCode: 0 } }, vmThresholds).map((o) => o.check)).toEqual(['temperature-idle', 'temperature-load']);
   });
 
-  it('a VM without thermal zones, or without stress-ng, fails saying so', async () => {
+  it('a board without a thermal zone fails where its profile requires a sensor; stress missing fails anywhere', async () => {
     const facts = await readThermal(join(vm, 'sys'), recordedRunner({}), 5, 5);
-    expect(evaluateThermal(facts, vmThresholds)).toMatchObject([
+    expect(evaluateThermal(facts, { ...vmThresholds, thermalSensorRequired: true })).toMatchObject([
       { check: 'temperature-idle', verdict: 'fail', reason: 'The board reports no temperature (no thermal zone).' },
-      { check: 'temperature-load', verdict: 'fail', reason: expect.stringContaining('Debian package stress-ng') },
+      { check: 'temperature-load', verdict: 'fail', reason: expect.stringContaining('Debian package stress') },
     ]);
+    expect(evaluateThermal(facts, vmThresholds)).toMatchObject([
+      { check: 'temperature-idle', verdict: 'skipped' },
+      { check: 'temperature-load', verdict: 'fail', reason: expect.stringContaining('Debian package stress') },
+    ]);
+  });
+
+  it("a VM (no sensor, none required) still runs the load: the temperatures are skipped, a load that did not finish fails", async () => {
+    const facts = await readThermal(join(vm, 'sys'), recordedRunner({ stress: {} }), 5, 5);
+    expect(evaluateThermal(facts, vmThresholds)).toMatchObject([
+      { check: 'temperature-idle', verdict: 'skipped', reason: 'This target has no temperature sensor, and its profile does not require one.' },
+      { check: 'temperature-load', verdict: 'skipped', reason: '5 s of full load on every core ran; this target has no temperature sensor to read after it.' },
+    ]);
+    expect(evaluateThermal({ ...facts, stress: { exitCode: 137 } }, vmThresholds)[1]).toMatchObject({ check: 'temperature-load', verdict: 'fail' });
   });
 });
