@@ -72,7 +72,13 @@ describe('the qemu-amd64 box with a preloaded stack (QEMU, no network, 8 GiB dri
     startVm({ image: preseededImage, profile: loadProfile('qemu-amd64'), workDir, diskSizeBytes: 8 * GiB, noNetwork: true, httpPort: HTTP_PORT, usbDrive, log, ...extra });
   const api = (path: string, init: RequestInit = {}) =>
     fetch(`http://127.0.0.1:${HTTP_PORT}/admin/api${path}`, { ...init, headers: { authorization: `Bearer ${API_KEY}`, ...(init.body ? { 'content-type': 'application/json' } : {}) }, signal: AbortSignal.timeout(30_000) });
-  const report = async () => (await waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 15 * 60_000, isReady: (a) => isStackUp(a.report!) })).report as unknown as Report;
+  // A box that never comes up says why on its serial console: the failure carries its last lines.
+  const withConsole = async <T>(wait: Promise<T>): Promise<T> =>
+    wait.catch(async (err: Error) => {
+      const tail = vm ? (await readFile(vm.serialLog, 'latin1').catch(() => '')).split('\n').slice(-60).join('\n') : '';
+      throw new Error(`${err.message}\n--- the VM's serial console, last lines ---\n${tail}`, { cause: err });
+    });
+  const report = async () => (await withConsole(waitForAgent({ httpPort: HTTP_PORT, apiKey: API_KEY, timeoutMs: 15 * 60_000, isReady: (a) => isStackUp(a.report!) }))).report as unknown as Report;
 
   beforeAll(async () => {
     work = await mkdtemp('/var/tmp/memu-e2e-');
