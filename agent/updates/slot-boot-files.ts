@@ -1,11 +1,14 @@
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { RASPBERRY_PI_BOOT_FILES, SLOT_KERNEL_PARAMETER, SYSTEMD_BOOT_FILES, type BootSlot } from '../../shared/contracts/boot-slots.ts';
 import type { DiskLayout } from '../../shared/contracts/disk-layout.ts';
+import { openFatVolume } from '../../shared/fat/fat-volume.ts';
 import { fsyncDirectory, fsyncFile, removeStaleTemporaryFiles, temporaryNameFor } from '../../shared/files/durable-files.ts';
 import { runCommandOutcome } from '../../shared/process/run-command.ts';
 import { layoutPartition } from '../storage/index.ts';
+
+/** The Pi firmware reads cmdline.txt as one line; anything this long is not one. */
+const CMDLINE_MAX_BYTES = 64 * 1024;
 
 /** What a slot boots with, once its boot files are where the loader reads them. */
 export interface SlotBoot {
@@ -150,20 +153,22 @@ export function bootPartitionSlotBootFiles(opts: { layout: DiskLayout; partition
       const root = slotRoot(device(layoutPartition(opts.layout, slot === 'a' ? 'root-a' : 'root-b').label));
       const kernel = await newestKernel(root, slot);
       const bootDevice = device(layoutPartition(opts.layout, slot === 'a' ? 'boot-a' : 'boot-b').label);
-      const onPartition = `::/${RASPBERRY_PI_BOOT_FILES.cmdlineTxt}`;
-      const mtools = { env: { MTOOLS_SKIP_CHECK: '1' } };
-      const read = await runCommandOutcome('mtype', ['-i', bootDevice, onPartition], mtools);
-      if (read.code !== 0) throw new SlotBootFilesError(`cannot read ${RASPBERRY_PI_BOOT_FILES.cmdlineTxt} from slot ${slot}'s boot partition ${bootDevice}: ${read.stderr.trim() || read.startError}`);
-      const cmdline = commandLineForSlot(read.stdout, slot, opts.layout);
-      if (cmdline !== read.stdout.trim()) {
-        const scratch = await mkdtemp(join(tmpdir(), 'memu-cmdline-'));
-        try {
-          await writeFile(join(scratch, 'cmdline.txt'), `${cmdline}\n`);
-          const write = await runCommandOutcome('mcopy', ['-o', '-i', bootDevice, join(scratch, 'cmdline.txt'), onPartition], mtools);
-          if (write.code !== 0) throw new SlotBootFilesError(`cannot write ${RASPBERRY_PI_BOOT_FILES.cmdlineTxt} to slot ${slot}'s boot partition ${bootDevice}: ${write.stderr.trim() || write.startError}`);
-        } finally {
-          await rm(scratch, { recursive: true, force: true });
-        }
+      const name = RASPBERRY_PI_BOOT_FILES.cmdlineTxt;
+      const problem = (what: string, err: unknown) => new SlotBootFilesError(`cannot ${what} ${name} on slot ${slot}'s boot partition ${bootDevice}: ${(err as Error).message}`);
+      // The FAT layer the preseed and QA use: mtools without mounting, and a replace that a power cut cannot leave half-written.
+      const volume = await openFatVolume(bootDevice).catch((err: unknown) => {
+        throw problem('open', err);
+      });
+      const text = await volume.readFile(name, CMDLINE_MAX_BYTES).catch((err: unknown) => {
+        throw problem('read', err);
+      });
+      if (text === 'too-large') throw new SlotBootFilesError(`${name} on slot ${slot}'s boot partition ${bootDevice} is over ${CMDLINE_MAX_BYTES} bytes: not a kernel command line`);
+      const written = text.toString('utf8');
+      const cmdline = commandLineForSlot(written, slot, opts.layout);
+      if (cmdline !== written.trim()) {
+        await volume.writeFileAtomic(name, 'cmdline.tmp', Buffer.from(`${cmdline}\n`)).catch((err: unknown) => {
+          throw problem('write', err);
+        });
       }
       return { kernelVersion: kernel.version, kernelCmdline: cmdline };
     },

@@ -7,6 +7,7 @@ import { openFatVolume } from '../../shared/fat/fat-volume.ts';
 import { ExitCode } from '../host/errors.ts';
 import type { Logger } from '../host/log.ts';
 import { buildQaRecords, writeQaRecords, type QaRecord } from './qa-records.ts';
+import type { TrustedQaKey } from '../../shared/contracts/qa-report.ts';
 import { collectReports, loadTrustedQaKeys } from './qa-report-files.ts';
 import { refuseTargetGivenTwice } from './station.ts';
 
@@ -70,6 +71,24 @@ export function reportFolderFor(report: Buffer): string {
   return `${serial}-${createHash('sha256').update(report).digest('hex').slice(0, 12)}`;
 }
 
+/** Keeps a report (and its signature, when there is one) below `reportsDir/<folder>/`, durably; returns its path relative to `reportsDir`, as the records name it. */
+export async function keepReport(reportsDir: string, folder: string, report: Buffer, signature: Buffer | undefined): Promise<string> {
+  const path = join(reportsDir, folder, QA_REPORT_FILE_NAME);
+  await writeFileDurably(path, report, 0o644);
+  if (signature) await writeFileDurably(`${path}.sig`, signature, 0o644);
+  return `${folder}/${QA_REPORT_FILE_NAME}`;
+}
+
+/**
+ * Verifies every report kept below `reportsDir` (earlier batches' too, so a serial seen
+ * before is caught as a duplicate) and writes the records into `outDir`, as `memu qa
+ * records` does.
+ */
+export async function recordKeptReports(reportsDir: string, outDir: string, trusted: readonly TrustedQaKey[]): Promise<{ records: QaRecord[]; json: string; csv: string }> {
+  const records = buildQaRecords(await collectReports(reportsDir, trusted));
+  return { records, ...(await writeQaRecords(outDir, records)) };
+}
+
 export async function collectFromDrives(opts: { targets: readonly string[]; keysDir: string; outDir: string; log: Logger }): Promise<StationCollectResult> {
   await refuseTargetGivenTwice(opts.targets);
   // The keys first: a wrong --keys is bad input before any drive is read.
@@ -85,16 +104,12 @@ export async function collectFromDrives(opts: { targets: readonly string[]; keys
     let folder = reportFolderFor(r.report);
     if (taken.has(folder)) folder = `${folder}-slot${i + 1}`;
     taken.add(folder);
-    const path = join(reportsDir, folder, QA_REPORT_FILE_NAME);
-    await writeFileDurably(path, r.report, 0o644);
-    if (r.signature) await writeFileDurably(`${path}.sig`, r.signature, 0o644);
-    copied.set(i, `${folder}/${QA_REPORT_FILE_NAME}`);
-    opts.log.info({ slot: i + 1, target: opts.targets[i], reportFile: path }, `report read from ${opts.targets[i]}`);
+    const reportFile = await keepReport(reportsDir, folder, r.report, r.signature);
+    copied.set(i, reportFile);
+    opts.log.info({ slot: i + 1, target: opts.targets[i], reportFile: join(reportsDir, reportFile) }, `report read from ${opts.targets[i]}`);
   }
-  // Every report below reports/, earlier batches' too, so a serial seen before is caught as a duplicate.
   await mkdir(reportsDir, { recursive: true });
-  const records = buildQaRecords(await collectReports(reportsDir, trusted));
-  const written = await writeQaRecords(outDir, records);
+  const { records, ...written } = await recordKeptReports(reportsDir, outDir, trusted);
   const slots = read.map((r, i): CollectedSlot => {
     const slot = i + 1;
     const target = opts.targets[i]!;

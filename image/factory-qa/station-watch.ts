@@ -6,19 +6,17 @@ import { normalizeClaimCode } from '../../shared/contracts/preseed.ts';
 import {
   parseQaReport,
   parseQaUnitState,
-  QA_REPORT_FILE_NAME,
   QA_UNIT_STATE_MAX_BYTES,
   QA_UNIT_STATE_REPORT_MAX_BYTES,
   type QaUnitState,
   type TrustedQaKey,
 } from '../../shared/contracts/qa-report.ts';
-import { isNotFound } from '../../shared/errors.ts';
-import { writeFileDurably } from '../../shared/files/durable-files.ts';
+import { ignoreNotFound } from '../../shared/errors.ts';
 import { ExitCode, MemuError } from '../host/errors.ts';
 import type { Logger } from '../host/log.ts';
-import { buildQaRecords, writeQaRecords, type QaRecord } from './qa-records.ts';
+import { buildQaRecords, type QaRecord } from './qa-records.ts';
 import { collectReports, loadTrustedQaKeys } from './qa-report-files.ts';
-import { COLLECTED_REPORTS_DIR, reportFolderFor } from './station-collect.ts';
+import { COLLECTED_REPORTS_DIR, keepReport, recordKeptReports, reportFolderFor } from './station-collect.ts';
 import { readStationFile, STATION_FILE_NAME, type StationUnit } from './station.ts';
 
 /**
@@ -177,14 +175,7 @@ type Answer = { status: number; body: unknown };
 
 export async function watchStation(opts: WatchOptions): Promise<WatchResult> {
   const stationFile = join(resolve(opts.benchDir ?? opts.keysDir), STATION_FILE_NAME);
-  const readUnits = async () => {
-    try {
-      return (await readStationFile(stationFile)).units;
-    } catch (err) {
-      if (isNotFound(err)) return [];
-      throw err;
-    }
-  };
+  const readUnits = async () => (await readStationFile(stationFile).catch(ignoreNotFound))?.units ?? [];
   let units = await readUnits();
   if (units.length === 0) throw new MemuError(`no station file with flashed units at ${stationFile}`, ExitCode.badInput, 'flash the batch first (`memu qa station flash ... --station-url URL`), and pass the same --keys (and --bench) here');
   let trusted: TrustedQaKey[] = await loadTrustedQaKeys(resolve(opts.keysDir));
@@ -225,13 +216,10 @@ export async function watchStation(opts: WatchOptions): Promise<WatchResult> {
   const recordReport = (claimCode: string, report: Buffer, signature: Buffer, at: number) =>
     oneAtATime(async () => {
       // Named as `collect` names it, so a report that came over the LAN and is later read from the drive is one copy.
-      const folder = reportFolderFor(report);
-      const path = join(reportsDir, folder, QA_REPORT_FILE_NAME);
-      await writeFileDurably(path, report, 0o644);
-      await writeFileDurably(`${path}.sig`, signature, 0o644);
-      records = buildQaRecords(await collectReports(reportsDir, trusted));
-      written = await writeQaRecords(outDir, records);
-      const reportFile = `${folder}/${QA_REPORT_FILE_NAME}`;
+      const reportFile = await keepReport(reportsDir, reportFolderFor(report), report, signature);
+      const kept = await recordKeptReports(reportsDir, outDir, trusted);
+      records = kept.records;
+      written = { json: kept.json, csv: kept.csv };
       const record = records.find((r) => r.reportFile === reportFile)!;
       const i = slotOf(claimCode);
       changed(i, slotWithRecord(slots[i]!, record, at));
@@ -241,7 +229,7 @@ export async function watchStation(opts: WatchOptions): Promise<WatchResult> {
         const now = records.find((r) => r.reportFile === slot.reportFile);
         if (now && (now.verdict !== recordVerdictOf(slot) || now.problem !== (slot.stage === 'rejected' ? slot.reason : ''))) changed(j, slotWithRecord(slot, now));
       }
-      if (record.verdict === 'rejected') opts.log.warn({ claimCode, reportFile: path }, `the report of ${claimCode} is rejected: ${record.problem}`);
+      if (record.verdict === 'rejected') opts.log.warn({ claimCode, reportFile: join(reportsDir, reportFile) }, `the report of ${claimCode} is rejected: ${record.problem}`);
       return record;
     });
 

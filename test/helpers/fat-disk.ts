@@ -144,3 +144,17 @@ function run(cmd: string, args: string[], input?: string | Buffer): Promise<void
     child.stdin?.end(input ?? '');
   });
 }
+
+/**
+ * The smallest image a QA station flashes in tests: a GPT with an 8 MiB FAT first partition
+ * (where the station writes each unit's preseed and key) and a token Linux partition.
+ * Small on purpose: the flash, a clone and every mtools sync cost time in proportion.
+ */
+export async function makeStationTestImage(dir: string): Promise<string> {
+  return (
+    await makeGptDisk(dir, [
+      { type: 'esp', sizeMiB: 8, fat: true },
+      { type: 'linux', sizeMiB: 1 },
+    ])
+  ).path;
+}

@@ -11,7 +11,7 @@ import { createStationLink } from '../../../../agent/factory-qa/station-link.ts'
 import { readPreseed } from '../../../../agent/provisioning/preseed-source.ts';
 import { parseQaSettings, QA_REPORT_FILE_NAME, QA_REPORT_SIGNATURE_FILE_NAME, QA_SETTINGS_FILE_NAME, serializeQaReport, signQaReport, type QaReport } from '../../../../shared/contracts/qa-report.ts';
 import { openFatVolume } from '../../../../shared/fat/fat-volume.ts';
-import { makeGptDisk } from '../../../helpers/fat-disk.ts';
+import { makeStationTestImage } from '../../../helpers/fat-disk.ts';
 import { REPO_ROOT, runMemu, TEST_CACHE_DIR } from '../../../helpers/memu-build.ts';
 import { pi5Report } from '../../../unit/image/factory-qa/station-fixtures.ts';
 
@@ -82,12 +82,7 @@ function startWatch(args: string[]): Promise<{ child: ChildProcessWithoutNullStr
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'memu-qa-watch-'));
-  image = (
-    await makeGptDisk(dir, [
-      { type: 'esp', sizeMiB: 8, fat: true },
-      { type: 'linux', sizeMiB: 1 },
-    ])
-  ).path;
+  image = await makeStationTestImage(dir);
   targets = ['slot1.img', 'slot2.img', 'slot3.img'].map((n) => join(dir, n));
 });
 afterAll(async () => {

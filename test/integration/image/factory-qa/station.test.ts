@@ -10,7 +10,7 @@ import { createLogView } from '../../../../image/factory-qa/station-view.ts';
 import { parseQaSettings, QA_REPORT_FILE_NAME, QA_REPORT_SIGNATURE_FILE_NAME, QA_SETTINGS_FILE_NAME, serializeQaReport, signQaReport } from '../../../../shared/contracts/qa-report.ts';
 import { keyIdOf, loadPublicKey } from '../../../../shared/contracts/signature.ts';
 import { openFatVolume } from '../../../../shared/fat/fat-volume.ts';
-import { makeGptDisk } from '../../../helpers/fat-disk.ts';
+import { makeGptDisk, makeStationTestImage } from '../../../helpers/fat-disk.ts';
 import { commandResult, runMemu } from '../../../helpers/memu-build.ts';
 import { pi5Report } from '../../../unit/image/factory-qa/station-fixtures.ts';
 
@@ -50,13 +50,7 @@ async function unitLeavesReport(target: string, serialNumber: string): Promise<v
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'memu-qa-station-'));
-  // Small on purpose: the flash, the clone and every mtools sync cost time in proportion.
-  image = (
-    await makeGptDisk(dir, [
-      { type: 'esp', sizeMiB: 8, fat: true },
-      { type: 'linux', sizeMiB: 1 },
-    ])
-  ).path;
+  image = await makeStationTestImage(dir);
   targets = ['slot1.img', 'slot2.img', 'slot3.img'].map((n) => join(dir, n));
 });
 afterAll(async () => {
